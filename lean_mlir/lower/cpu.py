@@ -1,0 +1,303 @@
+"""CPU back end: linalg on tensors -> LLVM dialect, ready for the ExecutionEngine.
+
+Input: a module of `func.func`s whose arguments and results are statically shaped ranked tensors of
+f32/f64, with bodies made of linalg (named ops and generics), tensor, arith and math ops.
+`lower_to_llvm` rewrites it in place through four steps:
+
+1. tensor level: elementwise named ops are generalized and fused (`linalg-fuse-elementwise-ops`);
+2. transform-dialect schedules: matmul/batch_matmul whose shapes divide the register tile are tiled
+   (cache tile, then register tile), vectorized to `vector.contract`, lowered to outer products,
+   with the C tile hoisted out of the k loop; all-parallel generics whose innermost dimension
+   divides the vector width are tiled and vectorized; everything else goes through loops;
+3. bufferization with out-params: a public `f(args) -> (r1, r2)` becomes `f(args, o1, o2) -> ()`;
+4. conversion to the LLVM dialect with C wrappers (`_mlir_ciface_f`) and packed wrappers (`_mlir_f`).
+
+The pass pipelines are module-level constants so tools (lean-mlir-opt) can reuse them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlir import ir
+from mlir.dialects.transform import interpreter
+from mlir.passmanager import PassManager
+
+# Named linalg ops turned into linalg.generic before fusion (all implement the LinalgOp interface).
+# Contractions (matmul, batch_matmul) stay named so the matmul schedule can find them; fill stays
+# named because it is only ever an init (outs) operand, which fusion does not look through.
+GENERALIZED_OPS: tuple[str, ...] = tuple(
+    "linalg." + n
+    for n in (
+        "add sub mul div div_unsigned max min powf exp log abs ceil floor negf reciprocal round sqrt "
+        "rsqrt square tanh erf select elemwise_unary elemwise_binary elementwise map reduce broadcast "
+        "transpose copy"
+    ).split()
+)
+
+# Step 1: fusion of elementwise producers into their consumers (after generalization).
+FUSION_PIPELINE = "builtin.module(canonicalize,linalg-fuse-elementwise-ops,canonicalize,cse)"
+
+# Run after the transform schedules, still on tensors.
+POST_SCHEDULE_PIPELINE = "builtin.module(canonicalize,cse)"
+
+# Step 3: bufferization, out-params for every public function, deallocation.
+BUFFERIZE_PIPELINE = (
+    "builtin.module("
+    "one-shot-bufferize{bufferize-function-boundaries=1 function-boundary-type-conversion=identity-layout-map},"
+    "canonicalize,cse,canonicalize,"
+    "buffer-results-to-out-params{modify-public-functions=1 hoist-static-allocs=1},"
+    "canonicalize,buffer-deallocation-pipeline)"
+)
+
+# Step 4: loops, vectors, math and everything else to the LLVM dialect. `approximate-log1p=0` leaves
+# log1p to libm (the LLVM expansion log(1+x) loses all precision for tiny x); tanh, erf, ... go to
+# libm too, whose symbols the ExecutionEngine resolves from the host process.
+TO_LLVM_PIPELINE = (
+    "builtin.module("
+    "func.func(llvm-request-c-wrappers),"
+    "convert-linalg-to-loops,convert-vector-to-scf{full-unroll=1},lower-affine,convert-scf-to-cf,"
+    "expand-strided-metadata,lower-affine,convert-vector-to-llvm,finalize-memref-to-llvm,"
+    "convert-math-to-llvm{approximate-log1p=0},convert-math-to-libm,convert-arith-to-llvm,"
+    "convert-ub-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"
+    "reconcile-unrealized-casts)"
+)
+
+# The whole text pipeline after the transform schedules (for command-line use with mlir-opt).
+LOWERING_PIPELINE = (
+    POST_SCHEDULE_PIPELINE[: -1] + "," + BUFFERIZE_PIPELINE[len("builtin.module(") : -1] + ","
+    + TO_LLVM_PIPELINE[len("builtin.module(") :]
+)
+
+
+@dataclass(frozen=True)
+class MatmulTiles:
+    """Tile sizes per element type: cache tile (m, n, k) then register tile (m, n, k)."""
+
+    outer: tuple[int, int, int]
+    inner: tuple[int, int, int]
+
+
+# f32: 8x32 C tile = 16 zmm registers; f64: 8x16 C tile = 16 zmm registers.
+MATMUL_TILES: dict[str, MatmulTiles] = {
+    "f32": MatmulTiles((64, 256, 128), (8, 32, 1)),
+    "f64": MatmulTiles((64, 128, 128), (8, 16, 1)),
+}
+
+# Elementwise vectorization: innermost tile length per element type (4 zmm registers per operand).
+ELEMENTWISE_VECTOR: dict[str, int] = {"f32": 64, "f64": 32}
+
+_TAG = "__lean_mlir_sched"  # discardable attribute that marks the ops a transform schedule targets
+
+
+def _run(module: ir.Module, pipeline: str) -> None:
+    PassManager.parse(pipeline, context=module.context).run(module.operation)
+
+
+def _walk(module: ir.Module, names: set[str] | tuple[str, ...]) -> list[ir.Operation]:
+    found: list[ir.Operation] = []
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        if op.name in names:
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return found
+
+
+def _static_tensor_types(op: ir.Operation) -> list[ir.RankedTensorType] | None:
+    types = [v.type for v in list(op.operands) + list(op.results)]
+    if not all(isinstance(t, ir.RankedTensorType) and t.has_static_shape for t in types):
+        return None
+    return types
+
+
+def _elem_name(t: ir.Type) -> str | None:
+    return "f32" if isinstance(t, ir.F32Type) else "f64" if isinstance(t, ir.F64Type) else None
+
+
+def _best_tile(dim: int, inner: int, limit: int) -> int:
+    """Largest multiple of `inner` that divides `dim` and is at most `limit` (dim % inner == 0)."""
+    best = inner
+    for t in range(inner, min(dim, limit) + 1, inner):
+        if dim % t == 0:
+            best = t
+    return best
+
+
+def _apply_transform(module: ir.Module, body: str) -> None:
+    text = (
+        "module attributes {transform.with_named_sequence} {\n"
+        "transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {\n"
+        f"{body}  transform.yield\n}}\n}}"
+    )
+    sched = ir.Module.parse(text, context=module.context)
+    interpreter.apply_named_sequence(module.operation, sched.body.operations[0], sched)
+
+
+def _generalize(module: ir.Module) -> None:
+    names = sorted({op.name for op in _walk(module, GENERALIZED_OPS)})
+    if names:
+        quoted = ", ".join(f'"{n}"' for n in names)
+        _apply_transform(
+            module,
+            f"  %ops = transform.structured.match ops{{[{quoted}]}} in %root"
+            " : (!transform.any_op) -> !transform.any_op\n"
+            "  %g = transform.structured.generalize %ops : (!transform.any_op) -> !transform.any_op\n",
+        )
+
+
+def _any4(n: int) -> str:
+    return "(!transform.any_op) -> (" + ", ".join(["!transform.any_op"] * n) + ")"
+
+
+_DEFAULT_MAPS = {
+    False: "[affine_map<(d0, d1, d2) -> (d0, d2)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
+    "affine_map<(d0, d1, d2) -> (d0, d1)>]",
+    True: "[affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>, affine_map<(d0, d1, d2, d3) -> (d0, d3, d2)>, "
+    "affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>]",
+}
+
+
+def _matmul_schedules(module: ir.Module) -> tuple[list[str], list[str]]:
+    """Tag schedulable contractions; return (tile+vectorize snippets, hoist snippets)."""
+    tile_ops: list[str] = []
+    hoists: list[str] = []
+    for op in _walk(module, ("linalg.matmul", "linalg.batch_matmul")):
+        types = _static_tensor_types(op)
+        batch = op.name == "linalg.batch_matmul"
+        if types is None or len(types) != 4 or str(op.attributes["indexing_maps"]) != _DEFAULT_MAPS[batch]:
+            continue  # dynamic shapes or transposed/broadcast variants: loops
+        elems = {_elem_name(t.element_type) for t in types}
+        if len(elems) != 1 or None in elems:
+            continue
+        tiles = MATMUL_TILES[elems.pop()]
+        a, b = types[0].shape, types[1].shape
+        m, k, n = a[-2], a[-1], b[-1]
+        im, in_, ik = tiles.inner
+        if m % im or n % in_ or k % ik or k < 2 or min(m, n, k) == 0:
+            continue  # not divisible by the register tile: plain loops
+        om, on, ok = (_best_tile(m, im, tiles.outer[0]), _best_tile(n, in_, tiles.outer[1]),
+                      _best_tile(k, ik, tiles.outer[2]))
+        pre = "1, " if batch else ""
+        nl = 4 if batch else 3
+        i = len(tile_ops)
+        tag = f"{_TAG}_mm{i}"
+        op.attributes[tag] = ir.UnitAttr.get(module.context)
+        tile_ops.append(
+            f"  %mm{i} = transform.structured.match attributes{{{tag}}} in %root"
+            " : (!transform.any_op) -> !transform.any_op\n"
+            f"  %mt{i}, %ml{i}:{nl} = transform.structured.tile_using_for %mm{i}"
+            f" tile_sizes [{pre}{om}, {on}, {ok}] : {_any4(nl + 1)}\n"
+            f"  %rt{i}, %rl{i}:{nl} = transform.structured.tile_using_for %mt{i}"
+            f" tile_sizes [{pre}{im}, {in_}, {ik}] : {_any4(nl + 1)}\n"
+            f"  transform.structured.vectorize %rt{i} : !transform.any_op\n"
+        )
+        hoists.append(f"  transform.loop.hoist_loop_invariant_subsets %rl{i}#{nl - 1} : !transform.any_op\n")
+    return tile_ops, hoists
+
+
+def _elementwise_schedules(module: ir.Module) -> list[str]:
+    """Tag all-parallel generics whose innermost dim divides the vector length; tile and vectorize."""
+    out: list[str] = []
+    for op in _walk(module, ("linalg.generic",)):
+        types = _static_tensor_types(op)
+        if types is None or not types:
+            continue
+        iters = ir.ArrayAttr(op.attributes["iterator_types"])
+        if any("parallel" not in str(it) for it in iters):
+            continue
+        res = types[-1]
+        elem = _elem_name(res.element_type)
+        if elem is None or res.rank == 0 or res.rank != len(iters):
+            continue
+        maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+        out_map = maps[-1]
+        if out_map != ir.AffineMap.get_identity(out_map.n_dims, module.context):
+            continue  # the tile sizes below assume the output is indexed by the loops in order
+        if not all(m.is_projected_permutation for m in maps):
+            continue
+        vec = ELEMENTWISE_VECTOR[elem]
+        shape = res.shape
+        if shape[-1] % vec or 0 in shape:
+            continue
+        i = len(out)
+        tag = f"{_TAG}_ew{i}"
+        op.attributes[tag] = ir.UnitAttr.get(module.context)
+        sizes = ", ".join(["1"] * (res.rank - 1) + [str(vec)])
+        out.append(
+            f"  %ew{i} = transform.structured.match attributes{{{tag}}} in %root"
+            " : (!transform.any_op) -> !transform.any_op\n"
+            f"  %et{i}, %el{i}:{res.rank} = transform.structured.tile_using_for %ew{i}"
+            f" tile_sizes [{sizes}] : {_any4(res.rank + 1)}\n"
+            f"  transform.structured.vectorize %et{i} : !transform.any_op\n"
+        )
+    return out
+
+
+def _schedule(module: ir.Module) -> None:
+    tile_ops, hoists = _matmul_schedules(module)
+    ew = _elementwise_schedules(module)
+    if not tile_ops and not ew:
+        return
+    body = "".join(tile_ops) + "".join(ew)
+    body += (
+        "  %f = transform.structured.match ops{[\"func.func\"]} in %root"
+        " : (!transform.any_op) -> !transform.any_op\n"
+        "  transform.apply_patterns to %f {\n"
+        "    transform.apply_patterns.vector.reduction_to_contract\n"
+        "    transform.apply_patterns.vector.transfer_permutation_patterns\n"
+        "    transform.apply_patterns.canonicalization\n"
+        "  } : !transform.any_op\n"
+        "  transform.apply_patterns to %f {\n"
+        '    transform.apply_patterns.vector.lower_contraction lowering_strategy = "outerproduct"\n'
+        "    transform.apply_patterns.vector.lower_outerproduct\n"
+        "    transform.apply_patterns.canonicalization\n"
+        "  } : !transform.any_op\n"
+    )
+    body += "".join(hoists)
+    _apply_transform(module, body)
+
+
+def _strip_tags(module: ir.Module) -> None:
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        for a in [a for a in op.attributes if a.startswith(_TAG)]:
+            del op.attributes[a]
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+
+
+def optimize_tensors(module: ir.Module) -> None:
+    """Steps 1-2 in place: generalize + fuse elementwise ops, then the transform schedules."""
+    _generalize(module)
+    _run(module, FUSION_PIPELINE)
+    try:
+        _schedule(module)
+    finally:
+        _strip_tags(module)
+    _run(module, POST_SCHEDULE_PIPELINE)
+
+
+def lower_to_llvm(module: ir.Module) -> dict[str, str]:
+    """Lower a linalg-on-tensors module to the LLVM dialect, in place.
+
+    Returns the IR text of the stages: "linalg" (after fusion, before the schedules),
+    "scheduled" (tiled/vectorized, still on tensors) and "llvm" (final LLVM dialect).
+    After this, every public `f(args) -> (r...)` is `f(args..., out...) -> ()`.
+    """
+    stages: dict[str, str] = {}
+    _generalize(module)
+    _run(module, FUSION_PIPELINE)
+    stages["linalg"] = str(module)
+    try:
+        _schedule(module)
+    finally:
+        _strip_tags(module)
+    _run(module, POST_SCHEDULE_PIPELINE)
+    stages["scheduled"] = str(module)
+    _run(module, BUFFERIZE_PIPELINE)
+    _run(module, TO_LLVM_PIPELINE)
+    stages["llvm"] = str(module)
+    return stages

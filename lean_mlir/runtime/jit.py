@@ -1,0 +1,200 @@
+"""Native entry points of a module lowered by `lean_mlir.lower.cpu.lower_to_llvm`.
+
+Calling convention. After `buffer-results-to-out-params`, a public `f(args) -> (r...)` is
+`f(args..., outs...) -> ()` on memrefs with identity layout. The ExecutionEngine exposes the packed
+wrapper `_mlir_f(void **slots)` (via `raw_lookup("f")`): each memref of rank r is expanded to
+3 + 2r scalars (allocated ptr, aligned ptr, offset, sizes[r], strides[r]), and `slots[i]` points to
+the storage of scalar i. Shapes are static, so offset/sizes/strides live in one shared, read-only
+int64 table built once; only the two pointer slots per array change per call.
+
+Fast path: a NumPy array object starts with `PyObject_HEAD; char *data; ...` (PyArrayObject_fields),
+so on CPython `id(a) + 16` is the address of the array's data pointer. Pointing the two pointer slots
+there hands the kernel `a.data` without creating any Python object (~45 ns per array instead of
+~1 us for `a.ctypes.data`). The layout is checked once at import; if the check fails we fall back to
+writing `a.ctypes.data` into a per-thread value table.
+
+Thread safety: the packed slot table (and the fallback value table) is per thread
+(`threading.local`); the ctypes call releases the GIL, so threads run kernels concurrently.
+Outputs are fresh `np.empty` arrays per call, owned by Python, never aliased across calls.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from mlir import ir
+from mlir.execution_engine import ExecutionEngine
+
+from lean_mlir.paths import runtime_lib
+
+Spec = tuple[tuple[int, ...], np.dtype]
+Signature = tuple[list[Spec], list[Spec]]
+
+_PACKED_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+def _data_slot_offset() -> int | None:
+    """Offset of the data pointer inside a NumPy array object, if `id()` is an address (CPython)."""
+    off = 2 * ctypes.sizeof(ctypes.c_void_p)  # PyObject_HEAD: ob_refcnt, ob_type
+    for a in (np.arange(3.0), np.empty((2, 0), np.float32), np.ones(5)[1:], np.zeros(())):
+        if ctypes.c_void_p.from_address(id(a) + off).value != a.ctypes.data:
+            return None
+    return off
+
+
+_DATA_OFFSET = _data_slot_offset()
+
+_ELEMENT_DTYPES = {"f32": np.dtype(np.float32), "f64": np.dtype(np.float64)}
+
+
+def _spec_of(t: ir.Type, where: str) -> Spec:
+    if not (isinstance(t, ir.RankedTensorType) and t.has_static_shape):
+        raise TypeError(f"{where}: expected a statically shaped ranked tensor, got {t}")
+    dt = _ELEMENT_DTYPES.get(str(t.element_type))
+    if dt is None:
+        raise TypeError(f"{where}: element type {t.element_type} is not f32 or f64")
+    return tuple(t.shape), dt
+
+
+def signatures_of(module: ir.Module) -> dict[str, Signature]:
+    """Input/output (shape, dtype) specs of every public func.func, read from the tensor-level types.
+
+    Call this before `lower_to_llvm` (which rewrites the signatures to out-params in place).
+    """
+    sigs: dict[str, Signature] = {}
+    for op in module.body.operations:
+        if op.operation.name != "func.func" or len(op.regions[0].blocks) == 0:
+            continue
+        attrs = op.operation.attributes
+        if "sym_visibility" in attrs and ir.StringAttr(attrs["sym_visibility"]).value != "public":
+            continue
+        name = ir.StringAttr(attrs["sym_name"]).value
+        ftype = ir.FunctionType(ir.TypeAttr(attrs["function_type"]).value)
+        ins = [_spec_of(t, f"@{name} argument {i}") for i, t in enumerate(ftype.inputs)]
+        outs = [_spec_of(t, f"@{name} result {i}") for i, t in enumerate(ftype.results)]
+        sigs[name] = (ins, outs)
+    return sigs
+
+
+def _static_table(specs: Sequence[Spec]) -> tuple[ctypes.Array, list[int | None]]:
+    """Shared int64 storage of offset/sizes/strides and, per packed slot, its address (None = pointer)."""
+    values: list[int] = []
+    where: list[int | None] = []
+    for shape, dt in specs:
+        where += [None, None]  # allocated, aligned: filled per call
+        strides = [0] * len(shape)
+        acc = 1
+        for d in range(len(shape) - 1, -1, -1):
+            strides[d] = acc
+            acc *= max(shape[d], 1)
+        for v in (0, *shape, *strides):
+            where.append(len(values))
+            values.append(v)
+    table = (ctypes.c_int64 * max(len(values), 1))(*values)
+    base = ctypes.addressof(table)
+    return table, [None if w is None else base + 8 * w for w in where]
+
+
+class Entry:
+    """A native entry point: `entry(*arrays) -> tuple of fresh output arrays`.
+
+    Fast path: the caller guarantees inputs of the exact dtype and shape, C-contiguous
+    (see `lean_mlir.runtime.validate.coerce_inputs`); only the count is checked here.
+    """
+
+    def __init__(self, engine: ExecutionEngine, name: str, signature: Signature) -> None:
+        addr = engine.raw_lookup(name)
+        if not addr:
+            raise KeyError(f"no native function @{name} in the executable")
+        self.name = name
+        self.inputs, self.outputs = list(signature[0]), list(signature[1])
+        self._engine = engine  # keeps the code alive while this entry exists
+        self._fn = _PACKED_FN(addr)
+        self._table, self._slots = _static_table(self.inputs + self.outputs)
+        # index of the "allocated" slot of array j (the "aligned" slot follows it)
+        self._ptr_slots: list[int] = []
+        i = 0
+        for shape, _ in self.inputs + self.outputs:
+            self._ptr_slots.append(i)
+            i += 3 + 2 * len(shape)
+        self._nin = len(self.inputs)
+        self._out_specs = [(shape, dt) for shape, dt in self.outputs]
+        self._tls = threading.local()
+
+    def _thread_state(self) -> tuple[ctypes.Array, ctypes.Array | None]:
+        packed = (ctypes.c_void_p * max(len(self._slots), 1))(*[s or 0 for s in self._slots])
+        values = None
+        if _DATA_OFFSET is None:
+            values = (ctypes.c_void_p * len(self._ptr_slots))()
+            for j, s in enumerate(self._ptr_slots):
+                packed[s] = packed[s + 1] = ctypes.addressof(values) + 8 * j
+        state = (packed, values)
+        self._tls.state = state
+        return state
+
+    def __call__(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        if len(arrays) != self._nin:
+            raise TypeError(f"@{self.name}: expected {self._nin} inputs, got {len(arrays)}")
+        try:
+            packed, values = self._tls.state
+        except AttributeError:
+            packed, values = self._thread_state()
+        outs = tuple([np.empty(shape, dt) for shape, dt in self._out_specs])
+        slots = self._ptr_slots
+        if values is None:
+            off = _DATA_OFFSET
+            j = 0
+            for a in arrays:
+                s = slots[j]
+                packed[s] = packed[s + 1] = id(a) + off
+                j += 1
+            for a in outs:
+                s = slots[j]
+                packed[s] = packed[s + 1] = id(a) + off
+                j += 1
+        else:
+            for j, a in enumerate(arrays + outs):
+                values[j] = a.ctypes.data
+        self._fn(packed)  # `arrays`, `outs` and `packed` are referenced until this returns
+        return outs
+
+    def __repr__(self) -> str:
+        return f"Entry(@{self.name}: {self.inputs} -> {self.outputs})"
+
+
+class CpuExecutable:
+    """An ExecutionEngine (opt_level=3) over a module already lowered by `lower_to_llvm`.
+
+    `signatures` maps each entry point to its tensor-level (inputs, outputs) specs, captured with
+    `signatures_of` before lowering. Dropping the last reference (and those of its entries)
+    releases the engine and its code.
+    """
+
+    def __init__(
+        self,
+        module: ir.Module,
+        signatures: Mapping[str, Signature],
+        opt_level: int = 3,
+        shared_libs: Sequence[str] = (),
+    ) -> None:
+        libs = [runtime_lib("mlir_c_runner_utils"), *shared_libs]
+        self.engine = ExecutionEngine(module, opt_level=opt_level, shared_libs=libs,
+                                      enable_object_dump=False)
+        self.signatures = dict(signatures)
+        self._entries: dict[str, Entry] = {}
+
+    def entry(self, name: str) -> Entry:
+        e = self._entries.get(name)
+        if e is None:
+            if name not in self.signatures:
+                raise KeyError(f"unknown entry point @{name}; have {sorted(self.signatures)}")
+            e = Entry(self.engine, name, self.signatures[name])
+            self._entries[name] = e
+        return e
+
+    def __call__(self, name: str, *arrays: Any) -> tuple[np.ndarray, ...]:
+        return self.entry(name)(*arrays)
