@@ -1,0 +1,41 @@
+"""The rule table (`OPS`) and the front-end functions of every lean op."""
+
+from .contract import conv2d, matmul
+from .core import OPS, OpDef, ShapeError, Spec, f32, f64, lookup
+from .elementwise import (
+    abs,
+    add,
+    clamp,
+    cos,
+    div,
+    equal,
+    exp,
+    greater,
+    log,
+    maximum,
+    minimum,
+    mul,
+    neg,
+    pow,
+    relu,
+    sigmoid,
+    sign,
+    sin,
+    softplus,
+    sqrt,
+    square,
+    stop_gradient,
+    sub,
+    tanh,
+)
+from .nn import log_softmax, logsumexp, softmax
+from .reduce import max, mean, sum
+from .shape import broadcast_to, concatenate, pad, reshape, slice, transpose
+
+__all__ = [
+    "OPS", "OpDef", "ShapeError", "Spec", "f32", "f64", "lookup",
+    "abs", "add", "broadcast_to", "clamp", "concatenate", "conv2d", "cos", "div", "equal", "exp", "greater",
+    "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "mul", "neg", "pad",
+    "pow", "relu", "reshape", "sigmoid", "sign", "sin", "slice", "softmax", "softplus", "sqrt", "square",
+    "stop_gradient", "sub", "sum", "tanh", "transpose",
+]

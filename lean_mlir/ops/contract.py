@@ -1,0 +1,149 @@
+"""Contractions: matmul (2-D and batched) and conv2d (NCHW / OIHW) with its two adjoint maps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..trace import Tensor, TraceError, broadcast_shapes, emit
+from .core import OpDef, ShapeError, Spec, check, register, same_dtype
+from .shape import broadcast_to, reshape, swap_last
+
+
+# ---- matmul: (..., m, k) @ (..., k, n) with equal batch dims (the front end broadcasts them)
+def _matmul_infer(a: Spec, b: Spec) -> Spec:
+    same_dtype(a, b)
+    check(a.rank == b.rank and a.rank >= 2, f"operands must have equal rank >= 2, got {a.rank} and {b.rank}")
+    check(a.shape[:-2] == b.shape[:-2], f"batch dimensions differ: {a.shape[:-2]} and {b.shape[:-2]}")
+    check(a.shape[-1] == b.shape[-2], f"contraction dimensions differ: {a.shape[-1]} and {b.shape[-2]}")
+    return Spec(a.shape[:-1] + b.shape[-1:], a.dtype)
+
+
+register(OpDef(
+    "matmul", ("lhs", "rhs"), _matmul_infer, np.matmul,
+    jvp=(lambda t, a, b, y, at: emit("matmul", [t, b]), lambda t, a, b, y, at: emit("matmul", [a, t])),
+    vjp=(lambda g, a, b, y, at: emit("matmul", [g, swap_last(b)]),
+         lambda g, a, b, y, at: emit("matmul", [swap_last(a), g]))))
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """NumPy's matmul: 1-D operands are promoted and squeezed, batch dimensions broadcast."""
+    if a.ndim == 0 or b.ndim == 0:
+        raise TraceError(f"lean.matmul: operands must have rank >= 1, got shapes {a.shape} and {b.shape}")
+    va, vb = a.ndim == 1, b.ndim == 1
+    a = reshape(a, (1,) + a.shape) if va else a
+    b = reshape(b, b.shape + (1,)) if vb else b
+    try:
+        batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ShapeError as e:
+        raise TraceError(f"lean.matmul: batch dimensions: {e}") from None
+    out = emit("matmul", [broadcast_to(a, batch + a.shape[-2:]), broadcast_to(b, batch + b.shape[-2:])])
+    squeeze = out.shape[:-2] + (() if va else out.shape[-2:-1]) + (() if vb else out.shape[-1:])
+    return reshape(out, squeeze) if (va or vb) else out
+
+
+Tensor.__matmul__ = lambda s, o: matmul(s, o)
+Tensor.__rmatmul__ = lambda s, o: matmul(o, s)
+
+
+# ---- conv2d: y[n,o,i,j] = sum_{c,p,q} xpad[n, c, i*s+p, j*s+q] * w[o, c, p, q]
+def _pair(v: int | Sequence[int]) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int | np.integer) else tuple(int(x) for x in v)  # type: ignore
+
+
+def _conv_out(x: Sequence[int], w: Sequence[int], stride: tuple[int, ...], padding: tuple[int, ...]) -> tuple:
+    check(len(stride) == 2 and len(padding) == 2, f"stride {stride} and padding {padding} must be pairs")
+    check(min(stride) >= 1 and min(padding) >= 0, f"stride {stride} must be >= 1 and padding {padding} >= 0")
+    check(len(x) == 4 and len(w) == 4, f"input and filter must be rank 4 (NCHW, OIHW), got {tuple(x)}, {tuple(w)}")
+    check(x[1] == w[1], f"input channels {x[1]} differ from filter channels {w[1]}")
+    check(all(padding[i] < w[2 + i] for i in range(2)), f"padding {padding} must be smaller than the kernel {w[2:]}")
+    hw = [(x[2 + i] + 2 * padding[i] - w[2 + i]) // stride[i] + 1 for i in range(2)]
+    check(min(hw) >= 1, f"kernel {tuple(w[2:])} is larger than the padded input {tuple(x[2:])}")
+    return (x[0], w[0], hw[0], hw[1])
+
+
+def _conv_infer(x: Spec, w: Spec, stride: tuple[int, ...], padding: tuple[int, ...]) -> Spec:
+    same_dtype(x, w)
+    return Spec(_conv_out(x.shape, w.shape, stride, padding), x.dtype)
+
+
+def _input_grad_infer(g: Spec, w: Spec, stride: tuple, padding: tuple, shape: tuple[int, ...]) -> Spec:
+    same_dtype(g, w)
+    check(_conv_out(shape, w.shape, stride, padding) == g.shape, f"output grad {g.shape} does not fit input {shape}")
+    return Spec(shape, g.dtype)
+
+
+def _filter_grad_infer(x: Spec, g: Spec, stride: tuple, padding: tuple, shape: tuple[int, ...]) -> Spec:
+    same_dtype(x, g)
+    check(_conv_out(x.shape, shape, stride, padding) == g.shape, f"output grad {g.shape} does not fit filter {shape}")
+    return Spec(shape, x.dtype)
+
+
+def _windows(xpad: np.ndarray, kh: int, kw: int, stride: tuple[int, ...]) -> np.ndarray:
+    """[n, c, i, j, p, q] = xpad[n, c, i*s+p, j*s+q]."""
+    v = np.lib.stride_tricks.sliding_window_view(xpad, (kh, kw), axis=(2, 3))
+    return v[:, :, ::stride[0], ::stride[1]]
+
+
+def _xpad(x: np.ndarray, padding: tuple[int, ...]) -> np.ndarray:
+    return np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+
+
+def _np_conv(x: np.ndarray, w: np.ndarray, stride: tuple, padding: tuple) -> np.ndarray:
+    n, o, oh, ow = _conv_out(x.shape, w.shape, stride, padding)
+    win = _windows(_xpad(x, padding), w.shape[2], w.shape[3], stride)[:, :, :oh, :ow]
+    return np.einsum("ncijpq,ocpq->noij", win, w).astype(x.dtype)
+
+
+def _np_filter_grad(x: np.ndarray, g: np.ndarray, stride: tuple, padding: tuple, shape: tuple) -> np.ndarray:
+    win = _windows(_xpad(x, padding), shape[2], shape[3], stride)[:, :, :g.shape[2], :g.shape[3]]
+    return np.einsum("ncijpq,noij->ocpq", win, g).astype(x.dtype)
+
+
+def _np_input_grad(g: np.ndarray, w: np.ndarray, stride: tuple, padding: tuple, shape: tuple) -> np.ndarray:
+    (ph, pw), (sh, sw) = padding, stride
+    out = np.zeros((shape[0], shape[1], shape[2] + 2 * ph, shape[3] + 2 * pw), g.dtype)
+    oh, ow = g.shape[2:]
+    for p in range(w.shape[2]):
+        for q in range(w.shape[3]):
+            out[:, :, p:p + sh * oh:sh, q:q + sw * ow:sw] += np.einsum("noij,oc->ncij", g, w[:, :, p, q])
+    return out[:, :, ph:ph + shape[2], pw:pw + shape[3]].copy()
+
+
+CONV_ATTRS = {"stride": "ints", "padding": "ints"}
+
+
+def _conv(x: Tensor, w: Tensor, a: dict) -> Tensor:
+    return emit("conv2d", [x, w], **a)
+
+
+def _input_grad(g: Tensor, w: Tensor, shape: tuple, a: dict) -> Tensor:
+    return emit("conv2d_input_grad", [g, w], shape=shape, **a)
+
+
+def _filter_grad(x: Tensor, g: Tensor, shape: tuple, a: dict) -> Tensor:
+    return emit("conv2d_filter_grad", [x, g], shape=shape, **a)
+
+
+# Each map is bilinear; the adjoint of one argument of one map is another of the three maps.
+register(OpDef(
+    "conv2d", ("input", "filter"), _conv_infer, _np_conv,
+    jvp=(lambda t, x, w, y, a: _conv(t, w, a), lambda t, x, w, y, a: _conv(x, t, a)),
+    vjp=(lambda g, x, w, y, a: _input_grad(g, w, x.shape, a), lambda g, x, w, y, a: _filter_grad(x, g, w.shape, a)),
+    attrs=CONV_ATTRS))
+register(OpDef(
+    "conv2d_input_grad", ("output_grad", "filter"), _input_grad_infer, _np_input_grad,
+    jvp=(lambda t, g, w, y, a: _input_grad(t, w, y.shape, a), lambda t, g, w, y, a: _input_grad(g, t, y.shape, a)),
+    vjp=(lambda c, g, w, y, a: _conv(c, w, a), lambda c, g, w, y, a: _filter_grad(c, g, w.shape, a)),
+    attrs=CONV_ATTRS, shape_from_result=True))
+register(OpDef(
+    "conv2d_filter_grad", ("input", "output_grad"), _filter_grad_infer, _np_filter_grad,
+    jvp=(lambda t, x, g, y, a: _filter_grad(t, g, y.shape, a), lambda t, x, g, y, a: _filter_grad(x, t, y.shape, a)),
+    vjp=(lambda c, x, g, y, a: _input_grad(g, c, x.shape, a), lambda c, x, g, y, a: _conv(x, c, a)),
+    attrs=CONV_ATTRS, shape_from_result=True))
+
+
+def conv2d(x: Tensor, w: Tensor, stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0) -> Tensor:
+    """2-D convolution (cross-correlation) of an NCHW input with OIHW filters, zero padding."""
+    return emit("conv2d", [x, w], stride=_pair(stride), padding=_pair(padding))

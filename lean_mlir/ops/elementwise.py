@@ -1,0 +1,215 @@
+"""Elementwise ops. Each stanza: shape rule (same type), NumPy semantics, scalar body for the
+linalg.generic lowering, and partial derivatives (JVP = t * d, VJP = g * d) or explicit rules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from mlir import ir
+from mlir.dialects import arith, math
+
+from ..trace import Tensor, broadcast_shapes, constant, emit
+from .core import OpDef, ShapeError, Spec, check, register, same_dtype
+
+
+def _same(*specs: Spec, **_: Any) -> Spec:
+    same_dtype(*specs)
+    check(len({s.shape for s in specs}) == 1,
+          f"operand shapes differ: {', '.join(str(s.shape) for s in specs)} (broadcasts must be explicit)")
+    return specs[0]
+
+
+def _const(like: ir.Value, v: float) -> ir.Value:
+    return arith.constant(like.type, float(v))
+
+
+def _select(cond: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
+    return arith.select(cond, a, b)
+
+
+def _cmp(pred: arith.CmpFPredicate, a: ir.Value, b: ir.Value) -> ir.Value:
+    return arith.cmpf(pred, a, b)
+
+
+def elementwise(name: str, arity: int, numpy: Callable[..., np.ndarray], body: Callable[..., ir.Value],
+                partials: tuple[Callable[..., Tensor] | None, ...] | None = None,
+                jvp: tuple | None = None, vjp: tuple | None = None, attrs: dict[str, str] | None = None) -> OpDef:
+    """Register an elementwise op; `partials[i](*xs, y, a)` is dy/dx_i (None: not differentiable)."""
+    if partials is not None:
+        jvp = tuple(None if d is None else (lambda t, *r, d=d: t * d(*r)) for d in partials)
+        vjp = tuple(None if d is None else (lambda g, *r, d=d: g * d(*r)) for d in partials)
+    operands = ("x",) if arity == 1 else ("lhs", "rhs")
+    return register(OpDef(name, operands, _same, numpy, jvp, vjp, attrs=attrs or {}, elementwise=body))
+
+
+# ---- front-end helpers
+def unary(name: str) -> Callable[[Tensor], Tensor]:
+    def fn(x: Tensor) -> Tensor:
+        return emit(name, [x])
+    fn.__name__ = name
+    fn.__doc__ = f"Elementwise `{name}` (lean.{name})."
+    return fn
+
+
+def broadcast_pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    """Make two operands (Tensors or Python/NumPy constants) the same shape and dtype, explicitly."""
+    like = a if isinstance(a, Tensor) else b
+    if not isinstance(like, Tensor):
+        raise TypeError("at least one operand must be a traced value")
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype != b.dtype:
+        raise ShapeError(f"element types differ: {a.dtype} and {b.dtype} (no implicit promotion)")
+    shape = broadcast_shapes(np.shape(a) if not isinstance(a, Tensor) else a.shape,
+                             np.shape(b) if not isinstance(b, Tensor) else b.shape)
+    from .shape import broadcast_to
+    return tuple(broadcast_to(v, shape) if isinstance(v, Tensor) else constant(_number(v), Spec(shape, like.dtype))
+                 for v in (a, b))
+
+
+def _number(v: Any) -> np.ndarray:
+    arr = np.asarray(v)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"cannot use a {type(v).__name__} as a lean value")
+    return arr
+
+
+def binary(name: str) -> Callable[[Any, Any], Tensor]:
+    def fn(a: Any, b: Any) -> Tensor:
+        try:
+            a, b = broadcast_pair(a, b)
+        except ShapeError as e:
+            from ..trace import TraceError, _format_loc, _user_location
+            loc = _user_location()
+            raise TraceError(f"lean.{name}: {e}" + (f" at {_format_loc(loc)}" if loc else "")) from None
+        return emit(name, [a, b])
+    fn.__name__ = name
+    fn.__doc__ = f"Elementwise `{name}` with NumPy broadcasting (lean.{name})."
+    return fn
+
+
+P = arith.CmpFPredicate
+
+# ---- unary
+elementwise("neg", 1, np.negative, lambda x: arith.negf(x), jvp=(lambda t, x, y, a: -t,),
+            vjp=(lambda g, x, y, a: -g,))
+elementwise("square", 1, np.square, lambda x: arith.mulf(x, x), (lambda x, y, a: 2.0 * x,))
+elementwise("sqrt", 1, np.sqrt, lambda x: math.sqrt(x), (lambda x, y, a: 0.5 / y,))
+elementwise("abs", 1, np.abs, lambda x: math.absf(x), (lambda x, y, a: sign(x),))
+elementwise("sign", 1, np.sign, lambda x: _select(_cmp(P.OGT, x, _const(x, 0)), _const(x, 1), _select(
+    _cmp(P.OLT, x, _const(x, 0)), _const(x, -1), arith.mulf(x, _const(x, 0)))), (None,))
+elementwise("exp", 1, np.exp, lambda x: math.exp(x), (lambda x, y, a: y,))
+elementwise("log", 1, np.log, lambda x: math.log(x), (lambda x, y, a: 1.0 / x,))
+elementwise("sin", 1, np.sin, lambda x: math.sin(x), (lambda x, y, a: cos(x),))
+elementwise("cos", 1, np.cos, lambda x: math.cos(x), (lambda x, y, a: -sin(x),))
+elementwise("tanh", 1, np.tanh, lambda x: math.tanh(x), (lambda x, y, a: 1.0 - y * y,))
+
+
+def _np_sigmoid(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return (1 / (1 + np.exp(-x))).astype(x.dtype)
+
+
+def _np_softplus(x: np.ndarray) -> np.ndarray:
+    return (np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))).astype(x.dtype)
+
+
+elementwise("sigmoid", 1, _np_sigmoid,
+            lambda x: arith.divf(_const(x, 1), arith.addf(_const(x, 1), math.exp(arith.negf(x)))),
+            (lambda x, y, a: y * (1.0 - y),))
+elementwise("relu", 1, lambda x: np.maximum(x, 0).astype(x.dtype), lambda x: arith.maximumf(x, _const(x, 0)),
+            (lambda x, y, a: greater(x, 0.0),))
+elementwise("softplus", 1, _np_softplus, lambda x: arith.addf(
+    arith.maximumf(x, _const(x, 0)), math.log1p(math.exp(arith.negf(math.absf(x))))),
+    (lambda x, y, a: sigmoid(x),))
+elementwise("stop_gradient", 1, lambda x: x.copy(), lambda x: x, (None,))
+elementwise("clamp", 1, lambda x, lo, hi: np.clip(x, lo, hi).astype(x.dtype),
+            lambda x, lo, hi: arith.minimumf(arith.maximumf(x, _const(x, lo)), _const(x, hi)),
+            (lambda x, y, a: 1.0 - greater(a["lo"], x) - greater(x, a["hi"]),),
+            attrs={"lo": "float", "hi": "float"})
+
+# ---- binary
+elementwise("add", 2, np.add, lambda a, b: arith.addf(a, b), jvp=(lambda t, a, b, y, at: t,) * 2,
+            vjp=(lambda g, a, b, y, at: g,) * 2)
+elementwise("sub", 2, np.subtract, lambda a, b: arith.subf(a, b),
+            jvp=(lambda t, a, b, y, at: t, lambda t, a, b, y, at: -t),
+            vjp=(lambda g, a, b, y, at: g, lambda g, a, b, y, at: -g))
+elementwise("mul", 2, np.multiply, lambda a, b: arith.mulf(a, b), (lambda a, b, y, at: b, lambda a, b, y, at: a))
+elementwise("div", 2, np.divide, lambda a, b: arith.divf(a, b),
+            (lambda a, b, y, at: 1.0 / b, lambda a, b, y, at: -y / b))
+elementwise("pow", 2, np.power, lambda a, b: math.powf(a, b),
+            (lambda a, b, y, at: b * pow(a, b - 1.0), lambda a, b, y, at: log(a) * y))
+
+
+def _tie_mask(a: Tensor, b: Tensor) -> Tensor:
+    """1 where a wins, 1/2 on ties, 0 where b wins: the subgradient JAX uses for maximum."""
+    return greater(a, b) + 0.5 * equal(a, b)
+
+
+elementwise("maximum", 2, np.maximum, lambda a, b: arith.maximumf(a, b),
+            (lambda a, b, y, at: _tie_mask(a, b), lambda a, b, y, at: _tie_mask(b, a)))
+elementwise("minimum", 2, np.minimum, lambda a, b: arith.minimumf(a, b),
+            (lambda a, b, y, at: _tie_mask(b, a), lambda a, b, y, at: _tie_mask(a, b)))
+
+
+def _indicator(pred: arith.CmpFPredicate) -> Callable[..., ir.Value]:
+    return lambda a, b: arith.uitofp(a.type, _cmp(pred, a, b))
+
+
+elementwise("greater", 2, lambda a, b: np.greater(a, b).astype(a.dtype), _indicator(P.OGT), (None, None))
+elementwise("equal", 2, lambda a, b: np.equal(a, b).astype(a.dtype), _indicator(P.OEQ), (None, None))
+
+# ---- front end
+neg = unary("neg")
+square = unary("square")
+sqrt = unary("sqrt")
+abs = unary("abs")  # noqa: A001 - NumPy's name
+sign = unary("sign")
+exp = unary("exp")
+log = unary("log")
+sin = unary("sin")
+cos = unary("cos")
+tanh = unary("tanh")
+sigmoid = unary("sigmoid")
+relu = unary("relu")
+softplus = unary("softplus")
+stop_gradient = unary("stop_gradient")
+add = binary("add")
+sub = binary("sub")
+mul = binary("mul")
+div = binary("div")
+pow = binary("pow")  # noqa: A001 - NumPy's name
+maximum = binary("maximum")
+minimum = binary("minimum")
+greater = binary("greater")
+equal = binary("equal")
+
+
+def clamp(x: Tensor, lo: float, hi: float) -> Tensor:
+    """Elementwise `clip(x, lo, hi)` with Python-number bounds (lean.clamp)."""
+    if not lo <= hi:
+        raise ValueError(f"clamp: lo must be <= hi, got lo={lo}, hi={hi}")
+    return emit("clamp", [x], lo=float(lo), hi=float(hi))
+
+
+Tensor.__add__ = lambda s, o: add(s, o)
+Tensor.__radd__ = lambda s, o: add(o, s)
+Tensor.__sub__ = lambda s, o: sub(s, o)
+Tensor.__rsub__ = lambda s, o: sub(o, s)
+Tensor.__mul__ = lambda s, o: mul(s, o)
+Tensor.__rmul__ = lambda s, o: mul(o, s)
+Tensor.__truediv__ = lambda s, o: div(s, o)
+Tensor.__rtruediv__ = lambda s, o: div(o, s)
+Tensor.__pow__ = lambda s, o: square(s) if isinstance(o, int | float) and o == 2 else pow(s, o)
+Tensor.__rpow__ = lambda s, o: pow(o, s)
+Tensor.__neg__ = lambda s: neg(s)
+Tensor.__pos__ = lambda s: s
+
+
+# ---- constants: the value attribute's type is the result type
+def _constant_infer(value: np.ndarray) -> Spec:
+    return Spec.of_array(np.asarray(value))
+
+
+register(OpDef("constant", (), _constant_infer, lambda value: np.array(value), jvp=(), vjp=(),
+               attrs={"value": "dense"}))

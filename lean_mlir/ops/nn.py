@@ -1,0 +1,77 @@
+"""Normalizations along one axis: softmax, log_softmax, logsumexp (which drops the axis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..trace import Tensor, emit
+from .core import OpDef, Spec, check, normalize_axis, register
+from .elementwise import exp
+from .reduce import keep, sum
+
+
+def _axis_ok(x: Spec, axis: int) -> None:
+    check(0 <= axis < x.rank, f"axis {axis} is out of range for rank {x.rank}")
+
+
+def _same_infer(x: Spec, axis: int) -> Spec:
+    _axis_ok(x, axis)
+    return x
+
+
+def _lse_infer(x: Spec, axis: int) -> Spec:
+    _axis_ok(x, axis)
+    check(x.shape[axis] > 0, f"logsumexp over a zero-size axis of {x.shape}")
+    return Spec(x.shape[:axis] + x.shape[axis + 1:], x.dtype)
+
+
+def _np_lse(x: np.ndarray, axis: int, keepdims: bool = False) -> np.ndarray:
+    m = np.max(x, axis=axis, keepdims=True) if x.size else np.zeros_like(x.sum(axis, keepdims=True))
+    m = np.where(np.isfinite(m), m, 0)
+    with np.errstate(divide="ignore"):
+        out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return (out if keepdims else np.squeeze(out, axis)).astype(x.dtype)
+
+
+def _np_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    return np.exp(x - _np_lse(x, axis, keepdims=True)).astype(x.dtype)
+
+
+def _np_log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    return (x - _np_lse(x, axis, keepdims=True)).astype(x.dtype)
+
+
+def _dot_keep(u: Tensor, v: Tensor, a: dict[str, Any]) -> Tensor:
+    """sum(u * v) along the axis, broadcast back to the full shape."""
+    return keep(sum(u * v, a["axis"], keepdims=True), u, {"axes": (a["axis"],)})
+
+
+register(OpDef("softmax", ("x",), _same_infer, _np_softmax,
+               jvp=(lambda t, x, y, a: y * (t - _dot_keep(t, y, a)),),
+               vjp=(lambda g, x, y, a: y * (g - _dot_keep(g, y, a)),), attrs={"axis": "int"}))
+register(OpDef("log_softmax", ("x",), _same_infer, _np_log_softmax,
+               jvp=(lambda t, x, y, a: t - _dot_keep(t, exp(y), a),),
+               vjp=(lambda g, x, y, a: g - exp(y) * keep(sum(g, a["axis"], keepdims=True), g,
+                                                         {"axes": (a["axis"],)}),),
+               attrs={"axis": "int"}))
+register(OpDef("logsumexp", ("x",), _lse_infer, _np_lse,
+               jvp=(lambda t, x, y, a: sum(t * softmax(x, a["axis"]), a["axis"]),),
+               vjp=(lambda g, x, y, a: keep(g, x, {"axes": (a["axis"],)}) * softmax(x, a["axis"]),),
+               attrs={"axis": "int"}))
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along `axis`, computed stably (lean.softmax)."""
+    return emit("softmax", [x], axis=normalize_axis(axis, x.ndim))
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """x - logsumexp(x) along `axis` (lean.log_softmax)."""
+    return emit("log_softmax", [x], axis=normalize_axis(axis, x.ndim))
+
+
+def logsumexp(x: Tensor, axis: int = -1) -> Tensor:
+    """log(sum(exp(x))) along `axis`, which is dropped (lean.logsumexp)."""
+    return emit("logsumexp", [x], axis=normalize_axis(axis, x.ndim))

@@ -1,0 +1,78 @@
+"""Reductions over `axes` with `keepdims`: sum, mean, max."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..trace import Tensor, emit
+from .core import OpDef, Spec, check, normalize_axes, register
+
+
+def reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> tuple[int, ...]:
+    return tuple(1 if i in axes else d for i, d in enumerate(shape) if keepdims or i not in axes)
+
+
+def _infer(x: Spec, axes: tuple[int, ...], keepdims: bool) -> Spec:
+    check(list(axes) == sorted(set(axes)) and all(0 <= a < x.rank for a in axes),
+          f"axes {axes} must be sorted, distinct and within rank {x.rank}")
+    return Spec(reduced_shape(x.shape, axes, keepdims), x.dtype)
+
+
+def _max_infer(x: Spec, axes: tuple[int, ...], keepdims: bool) -> Spec:
+    check(all(x.shape[a] > 0 for a in axes if a < x.rank), f"max over a zero-size axis of {x.shape}")
+    return _infer(x, axes, keepdims)
+
+
+def keep(g: Tensor, x: Tensor, a: dict[str, Any]) -> Tensor:
+    """Broadcast a reduction's output (or cotangent) back to x's shape."""
+    from .shape import broadcast_to, reshape
+    return broadcast_to(reshape(g, reduced_shape(x.shape, a["axes"], True)), x.shape)
+
+
+def count(x: Tensor, a: dict[str, Any]) -> int:
+    return int(np.prod([x.shape[i] for i in a["axes"]]))
+
+
+def _max_mask(x: Tensor, y: Tensor, a: dict[str, Any]) -> Tensor:
+    """Ties share the derivative equally: mask / (number of maxima)."""
+    from .elementwise import equal
+    hit = equal(x, keep(y, x, a))
+    return hit / keep(sum(hit, a["axes"], keepdims=True), x, {**a, "keepdims": True})
+
+
+def _np_reduce(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    def run(x: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(fn(x, axis=tuple(axes), keepdims=keepdims), dtype=x.dtype)
+    return run
+
+
+ATTRS = {"axes": "ints", "keepdims": "bool"}
+register(OpDef("sum", ("x",), _infer, _np_reduce(np.sum),
+               jvp=(lambda t, x, y, a: emit("sum", [t], **a),), vjp=(lambda g, x, y, a: keep(g, x, a),),
+               attrs=ATTRS))
+register(OpDef("mean", ("x",), _infer, _np_reduce(np.mean),
+               jvp=(lambda t, x, y, a: emit("mean", [t], **a),),
+               vjp=(lambda g, x, y, a: keep(g, x, a) * (1.0 / max(count(x, a), 1)),), attrs=ATTRS))
+register(OpDef("max", ("x",), _max_infer, _np_reduce(np.max),
+               jvp=(lambda t, x, y, a: emit("sum", [t * _max_mask(x, y, a)], **a),),
+               vjp=(lambda g, x, y, a: keep(g, x, a) * _max_mask(x, y, a),), attrs=ATTRS))
+
+
+def _front(name: str) -> Callable[..., Tensor]:
+    def fn(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return emit(name, [x], axes=normalize_axes(axis, x.ndim), keepdims=bool(keepdims))
+    fn.__name__ = name
+    fn.__doc__ = f"NumPy's `{name}(x, axis=None, keepdims=False)` (lean.{name})."
+    return fn
+
+
+sum = _front("sum")  # noqa: A001 - NumPy's name
+mean = _front("mean")
+max = _front("max")  # noqa: A001 - NumPy's name
+Tensor.sum = lambda s, axis=None, keepdims=False: sum(s, axis, keepdims)
+Tensor.mean = lambda s, axis=None, keepdims=False: mean(s, axis, keepdims)
+Tensor.max = lambda s, axis=None, keepdims=False: max(s, axis, keepdims)

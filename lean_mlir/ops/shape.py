@@ -1,0 +1,176 @@
+"""Shape ops: broadcast_to, reshape, transpose, concatenate, and slice / pad (each other's adjoints)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..trace import Tensor, emit
+from .core import OpDef, Spec, check, normalize_axis, register, same_dtype
+
+
+# ---- broadcast_to: NumPy rules (new leading axes, size-1 axes stretched); its VJP sums them back
+def _broadcast_infer(x: Spec, shape: tuple[int, ...]) -> Spec:
+    lead = len(shape) - x.rank
+    ok = lead >= 0 and all(d in (1, t) for d, t in zip(x.shape, shape[lead:], strict=True))
+    check(ok, f"cannot broadcast shape {x.shape} to {shape}")
+    return Spec(shape, x.dtype)
+
+
+def unbroadcast(g: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """Sum `g` over the axes that broadcasting `shape` to g.shape created or stretched."""
+    if g.shape == tuple(shape):
+        return g
+    from .reduce import sum
+    lead = g.ndim - len(shape)
+    axes = [i for i in range(g.ndim) if i < lead or (shape[i - lead] == 1 and g.shape[i] != 1)]
+    return reshape(sum(g, axes, keepdims=True), shape)
+
+
+register(OpDef(
+    "broadcast_to", ("x",), _broadcast_infer, lambda x, shape: np.broadcast_to(x, shape).copy(),
+    jvp=(lambda t, x, y, a: broadcast_to(t, y.shape),), vjp=(lambda g, x, y, a: unbroadcast(g, x.shape),),
+    shape_from_result=True))
+
+
+def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
+    """NumPy's broadcast_to (lean.broadcast_to); a no-op when the shape already matches."""
+    shape = tuple(int(d) for d in shape)
+    return x if x.shape == shape else emit("broadcast_to", [x], shape=shape)
+
+
+# ---- reshape: C order
+def _reshape_infer(x: Spec, shape: tuple[int, ...]) -> Spec:
+    check(int(np.prod(shape)) == int(np.prod(x.shape)), f"cannot reshape {x.shape} to {shape}")
+    return Spec(shape, x.dtype)
+
+
+register(OpDef(
+    "reshape", ("x",), _reshape_infer, lambda x, shape: x.reshape(shape).copy(),
+    jvp=(lambda t, x, y, a: reshape(t, y.shape),), vjp=(lambda g, x, y, a: reshape(g, x.shape),),
+    shape_from_result=True))
+
+
+def reshape(x: Tensor, shape: Sequence[int] | int) -> Tensor:
+    """NumPy's reshape in C order, with one -1 allowed (lean.reshape)."""
+    shape = (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
+    if shape.count(-1) == 1:
+        known = int(np.prod([d for d in shape if d != -1]))
+        check(known > 0 and int(np.prod(x.shape)) % known == 0, f"cannot reshape {x.shape} to {shape}")
+        shape = tuple(int(np.prod(x.shape)) // known if d == -1 else d for d in shape)
+    return x if x.shape == shape else emit("reshape", [x], shape=shape)
+
+
+# ---- transpose
+def _transpose_infer(x: Spec, permutation: tuple[int, ...]) -> Spec:
+    check(sorted(permutation) == list(range(x.rank)), f"permutation {permutation} is not one of rank {x.rank}")
+    return Spec(tuple(x.shape[p] for p in permutation), x.dtype)
+
+
+register(OpDef(
+    "transpose", ("x",), _transpose_infer, lambda x, permutation: np.transpose(x, permutation).copy(),
+    jvp=(lambda t, x, y, a: transpose(t, a["permutation"]),),
+    vjp=(lambda g, x, y, a: transpose(g, tuple(np.argsort(a["permutation"]))),),
+    attrs={"permutation": "ints"}))
+
+
+def transpose(x: Tensor, axes: Sequence[int] | None = None) -> Tensor:
+    """NumPy's transpose: reverses the axes by default (lean.transpose)."""
+    perm = tuple(range(x.ndim))[::-1] if axes is None else tuple(int(a) % max(x.ndim, 1) for a in axes)
+    return x if perm == tuple(range(x.ndim)) else emit("transpose", [x], permutation=perm)
+
+
+def swap_last(x: Tensor) -> Tensor:
+    """Transpose of the last two axes (matrix transpose of each batch element)."""
+    return transpose(x, tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2))
+
+
+Tensor.T = property(lambda s: transpose(s))
+Tensor.reshape = lambda s, *shape: reshape(s, shape[0] if len(shape) == 1 else shape)
+
+
+# ---- concatenate (binary; IRDL binds a variadic operand to one type)
+def _concat_infer(a: Spec, b: Spec, axis: int) -> Spec:
+    same_dtype(a, b)
+    check(a.rank == b.rank and a.rank > 0, f"ranks must agree and be positive, got {a.rank} and {b.rank}")
+    check(0 <= axis < a.rank, f"axis {axis} is out of range for rank {a.rank}")
+    check(all(x == y for i, (x, y) in enumerate(zip(a.shape, b.shape, strict=True)) if i != axis),
+          f"shapes {a.shape} and {b.shape} differ outside axis {axis}")
+    return Spec(tuple(d + b.shape[i] if i == axis else d for i, d in enumerate(a.shape)), a.dtype)
+
+
+def _offset(rank: int, axis: int, n: int) -> tuple[int, ...]:
+    return tuple(n if i == axis else 0 for i in range(rank))
+
+
+register(OpDef(
+    "concatenate", ("lhs", "rhs"), _concat_infer, lambda a, b, axis: np.concatenate([a, b], axis),
+    jvp=(lambda t, a, b, y, at: pad(t, (0,) * a.ndim, y.shape),
+         lambda t, a, b, y, at: pad(t, _offset(a.ndim, at["axis"], a.shape[at["axis"]]), y.shape)),
+    vjp=(lambda g, a, b, y, at: slice(g, (0,) * a.ndim, a.shape),
+         lambda g, a, b, y, at: slice(g, _offset(a.ndim, at["axis"], a.shape[at["axis"]]), b.shape)),
+    attrs={"axis": "int"}))
+
+
+def concatenate(xs: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """NumPy's concatenate, as a chain of binary lean.concatenate ops."""
+    xs = list(xs)
+    check(len(xs) > 0, "concatenate needs at least one array")
+    axis = normalize_axis(axis, xs[0].ndim)
+    out = xs[0]
+    for x in xs[1:]:
+        out = emit("concatenate", [out, x], axis=axis)
+    return out
+
+
+# ---- slice (unit stride) and pad (zeros): the result type gives the extent
+def _window_check(small: Spec, big: tuple[int, ...], start: tuple[int, ...], what: str) -> None:
+    check(len(start) == small.rank == len(big), f"{what}: start {start} does not fit rank {small.rank}")
+    check(all(0 <= s and s + n <= m for s, n, m in zip(start, small.shape, big, strict=True)),
+          f"{what}: window at {start} of shape {small.shape} exceeds {big}")
+
+
+def _slice_infer(x: Spec, start: tuple[int, ...], shape: tuple[int, ...]) -> Spec:
+    out = Spec(shape, x.dtype)
+    _window_check(out, x.shape, start, "slice")
+    return out
+
+
+def _pad_infer(x: Spec, low: tuple[int, ...], shape: tuple[int, ...]) -> Spec:
+    _window_check(x, shape, low, "pad")
+    return Spec(shape, x.dtype)
+
+
+def _np_slice(x: np.ndarray, start: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    return x[tuple(np.s_[s:s + n] for s, n in zip(start, shape, strict=True))].copy()
+
+
+def _np_pad(x: np.ndarray, low: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    out = np.zeros(shape, x.dtype)
+    out[tuple(np.s_[s:s + n] for s, n in zip(low, x.shape, strict=True))] = x
+    return out
+
+
+register(OpDef(
+    "slice", ("x",), _slice_infer, _np_slice,
+    jvp=(lambda t, x, y, a: slice(t, a["start"], y.shape),),
+    vjp=(lambda g, x, y, a: pad(g, a["start"], x.shape),),
+    attrs={"start": "ints"}, shape_from_result=True))
+register(OpDef(
+    "pad", ("x",), _pad_infer, _np_pad,
+    jvp=(lambda t, x, y, a: pad(t, a["low"], y.shape),),
+    vjp=(lambda g, x, y, a: slice(g, a["low"], x.shape),),
+    attrs={"low": "ints"}, shape_from_result=True))
+
+
+def slice(x: Tensor, start: Sequence[int], shape: Sequence[int]) -> Tensor:  # noqa: A001
+    """The window of `shape` at `start` (unit stride), i.e. x[s0:s0+n0, ...] (lean.slice)."""
+    start, shape = tuple(map(int, start)), tuple(map(int, shape))
+    return x if shape == x.shape else emit("slice", [x], shape=shape, start=start)
+
+
+def pad(x: Tensor, low: Sequence[int], shape: Sequence[int]) -> Tensor:
+    """Zero-pad `x` into `shape`, with `low` elements before it on each axis (lean.pad)."""
+    low, shape = tuple(map(int, low)), tuple(map(int, shape))
+    return x if shape == x.shape else emit("pad", [x], shape=shape, low=low)
