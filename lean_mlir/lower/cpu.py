@@ -57,8 +57,9 @@ TO_LLVM_PIPELINE = (
     "builtin.module("
     "func.func(llvm-request-c-wrappers),"
     "convert-linalg-to-loops,convert-vector-to-scf{full-unroll=1},lower-affine,convert-scf-to-cf,"
-    "expand-strided-metadata,lower-affine,convert-vector-to-llvm,finalize-memref-to-llvm,"
-    "convert-math-to-llvm{approximate-log1p=0},convert-math-to-libm,convert-arith-to-llvm,"
+    "expand-strided-metadata,lower-affine,"
+    "convert-math-to-llvm{approximate-log1p=0},convert-math-to-libm,"  # libm unrolls vectors: before
+    "convert-vector-to-llvm,finalize-memref-to-llvm,convert-arith-to-llvm,"
     "convert-ub-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"
     "reconcile-unrealized-casts)"
 )
@@ -246,6 +247,7 @@ def _schedule(module: ir.Module) -> None:
         "  %f = transform.structured.match ops{[\"func.func\"]} in %root"
         " : (!transform.any_op) -> !transform.any_op\n"
         "  transform.apply_patterns to %f {\n"
+        "    transform.apply_patterns.vector.cast_away_vector_leading_one_dim\n"
         "    transform.apply_patterns.vector.reduction_to_contract\n"
         "    transform.apply_patterns.vector.transfer_permutation_patterns\n"
         "    transform.apply_patterns.canonicalization\n"
@@ -280,6 +282,28 @@ def optimize_tensors(module: ir.Module) -> None:
     _run(module, POST_SCHEDULE_PIPELINE)
 
 
+def _protect_inputs(module: ir.Module) -> None:
+    """Mark every function argument `bufferization.writable = false`.
+
+    One-shot bufferization otherwise treats arguments as writable and may compute in place in the
+    caller's input buffer (e.g. `linalg.add ... outs(%arg0)`); with the mark it copies first.
+    """
+    ctx = module.context
+    false = ir.BoolAttr.get(False, context=ctx)
+    for op in module.body.operations:
+        if op.operation.name != "func.func" or len(op.regions[0].blocks) == 0:
+            continue
+        attrs = op.operation.attributes
+        n = len(op.regions[0].blocks[0].arguments)
+        old = list(ir.ArrayAttr(attrs["arg_attrs"])) if "arg_attrs" in attrs else [None] * n
+        new = []
+        for d in old:
+            entries = {} if d is None else {a.name: a.attr for a in ir.DictAttr(d)}
+            entries["bufferization.writable"] = false
+            new.append(ir.DictAttr.get(entries, context=ctx))
+        attrs["arg_attrs"] = ir.ArrayAttr.get(new, context=ctx)
+
+
 def lower_to_llvm(module: ir.Module) -> dict[str, str]:
     """Lower a linalg-on-tensors module to the LLVM dialect, in place.
 
@@ -297,6 +321,7 @@ def lower_to_llvm(module: ir.Module) -> dict[str, str]:
         _strip_tags(module)
     _run(module, POST_SCHEDULE_PIPELINE)
     stages["scheduled"] = str(module)
+    _protect_inputs(module)
     _run(module, BUFFERIZE_PIPELINE)
     _run(module, TO_LLVM_PIPELINE)
     stages["llvm"] = str(module)

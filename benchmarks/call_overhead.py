@@ -1,0 +1,110 @@
+"""Call overhead of the CPU JIT entry points, and matmul GFLOP/s against NumPy (same process).
+
+Run: python benchmarks/call_overhead.py [--sizes 1024 2048] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import time
+import timeit
+from collections.abc import Callable
+
+import numpy as np
+from mlir import ir
+
+from lean_mlir.lower import cpu
+from lean_mlir.runtime import jit, validate
+
+ADD = """
+func.func @add(%a: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<4xf32> {
+  %e = tensor.empty() : tensor<4xf32>
+  %0 = linalg.add ins(%a, %b : tensor<4xf32>, tensor<4xf32>) outs(%e : tensor<4xf32>) -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+"""
+
+MATMUL = """
+func.func @mm(%a: tensor<{n}x{n}x{t}>, %b: tensor<{n}x{n}x{t}>) -> tensor<{n}x{n}x{t}> {{
+  %z = arith.constant 0.0 : {t}
+  %e = tensor.empty() : tensor<{n}x{n}x{t}>
+  %f = linalg.fill ins(%z : {t}) outs(%e : tensor<{n}x{n}x{t}>) -> tensor<{n}x{n}x{t}>
+  %r = linalg.matmul ins(%a, %b : tensor<{n}x{n}x{t}>, tensor<{n}x{n}x{t}>)
+                     outs(%f : tensor<{n}x{n}x{t}>) -> tensor<{n}x{n}x{t}>
+  return %r : tensor<{n}x{n}x{t}>
+}}
+"""
+
+
+def compile_text(text: str) -> tuple[jit.CpuExecutable, float]:
+    t0 = time.perf_counter()
+    with ir.Context():
+        m = ir.Module.parse(text)
+        sigs = jit.signatures_of(m)
+        cpu.lower_to_llvm(m)
+        exe = jit.CpuExecutable(m, sigs)
+    return exe, time.perf_counter() - t0
+
+
+def per_call_us(fn: Callable[[], object], number: int, repeat: int) -> float:
+    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
+
+
+def overhead(repeat: int) -> None:
+    exe, t = compile_text(ADD)
+    add = exe.entry("add")
+    a, b = np.arange(4, dtype=np.float32), np.ones(4, np.float32)
+    out = np.empty(4, np.float32)
+    # the bare kernel through the packed wrapper, with a prebuilt slot table (no Python per arg)
+    table, slots = jit._static_table(add.inputs + add.outputs)
+    raw = (ctypes.c_void_p * len(slots))(*[s or 0 for s in slots])
+    ptrs = [(ctypes.c_void_p * 1)(x.ctypes.data) for x in (a, b, out)]
+    for j, s in enumerate(add._ptr_slots):
+        raw[s] = raw[s + 1] = ctypes.addressof(ptrs[j])
+    fn = jit._PACKED_FN(exe.engine.raw_lookup("add"))
+    fn(raw)
+    assert np.array_equal(out, a + b) and np.array_equal(add(a, b)[0], a + b)
+    specs = add.inputs
+    n = 100_000
+    rows = [
+        ("raw packed call, prebuilt slots", per_call_us(lambda: fn(raw), n, repeat)),
+        ("Entry(a, b)", per_call_us(lambda: add(a, b), n, repeat)),
+        ("coerce_inputs + Entry", per_call_us(lambda: add(*validate.coerce_inputs(specs, (a, b))), n, repeat)),
+        ("numpy a + b (reference)", per_call_us(lambda: np.add(a, b), n, repeat)),
+    ]
+    print(f"tiny 4-element f32 add (compile {t * 1e3:.0f} ms)")
+    print(f"{'path':40s} {'us/call':>8s}")
+    for name, us in rows:
+        print(f"{name:40s} {us:8.2f}")
+    print(f"{'Entry overhead above raw kernel':40s} {rows[1][1] - rows[0][1]:8.2f}\n")
+
+
+def matmul(sizes: list[int], repeat: int) -> None:
+    print(f"{'matmul':14s} {'compile s':>9s} {'lean GFLOP/s':>12s} {'numpy GFLOP/s':>13s} {'max rel err':>11s}")
+    rng = np.random.default_rng(0)
+    for dtype in ("f32", "f64"):
+        for n in sizes:
+            exe, t = compile_text(MATMUL.format(n=n, t=dtype))
+            mm = exe.entry("mm")
+            npdt = np.float32 if dtype == "f32" else np.float64
+            a, b = rng.standard_normal((n, n)).astype(npdt), rng.standard_normal((n, n)).astype(npdt)
+            ref = a @ b
+            err = float(np.abs(mm(a, b)[0] - ref).max() / np.abs(ref).max())
+            flop = 2.0 * n**3
+            ours = flop / (min(timeit.repeat(lambda: mm(a, b), number=1, repeat=repeat)) * 1e9)  # noqa: B023
+            theirs = flop / (min(timeit.repeat(lambda: a @ b, number=1, repeat=repeat)) * 1e9)  # noqa: B023
+            print(f"{dtype} {n:>4d}x{n:<4d}  {t:9.2f} {ours:12.1f} {theirs:13.1f} {err:11.1e}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--sizes", type=int, nargs="*", default=[1024, 2048])
+    p.add_argument("--repeat", type=int, default=5)
+    args = p.parse_args()
+    overhead(args.repeat)
+    matmul(args.sizes, args.repeat)
+
+
+if __name__ == "__main__":
+    main()
