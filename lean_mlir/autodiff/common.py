@@ -1,0 +1,106 @@
+"""What the derivative passes share: function creation, op replay, zeros, and lean-level CSE/DCE."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mlir import ir
+from mlir.dialects import func
+
+from ..ops.core import Spec
+from ..trace import Tensor, constant
+
+
+def func_name(f: ir.Operation) -> str:
+    return ir.StringAttr(f.operation.attributes["sym_name"]).value
+
+
+Module = ir.Module | ir.Operation  # a module, or the builtin.module op a pass receives
+
+
+def module_body(module: Module) -> ir.Block:
+    return module.body if isinstance(module, ir.Module) else module.regions[0].blocks[0]
+
+
+def funcs(module: Module) -> list[ir.Operation]:
+    return [op.operation for op in module_body(module).operations if op.operation.name == "func.func"]
+
+
+def find(module: Module, name: str) -> ir.Operation:
+    for f in funcs(module):
+        if func_name(f) == name:
+            return f
+    raise KeyError(f"no function @{name} in the module")
+
+
+def body_ops(f: ir.Operation) -> tuple[list[ir.Operation], list[ir.Value]]:
+    """The ops of a single-block function and the values it returns."""
+    ops = [o.operation for o in f.regions[0].blocks[0].operations]
+    ret = ops[-1]
+    if ret.name != "func.return":
+        raise ValueError(f"@{func_name(f)} does not end with func.return")
+    for op in ops[:-1]:
+        if not op.name.startswith("lean."):
+            raise ValueError(f"@{func_name(f)}: derivatives need lean ops only, found '{op.name}'")
+    return ops[:-1], list(ret.operands)
+
+
+def new_function(module: Module, after: ir.Operation, name: str, inputs: Sequence[ir.Type],
+                 results: Sequence[ir.Type]) -> func.FuncOp:
+    """A new public function `@name` placed after `after` (replacing one of the same name)."""
+    for existing in funcs(module):
+        if func_name(existing) == name:
+            existing.erase()
+    with ir.InsertionPoint(module_body(module)), after.location:
+        f = func.FuncOp(name, (list(inputs), list(results)))
+    f.operation.move_after(after)
+    f.add_entry_block()
+    return f
+
+
+def replay(op: ir.Operation, operands: Sequence[Tensor]) -> Tensor:
+    """A copy of `op` on new operands at the current insertion point."""
+    new = ir.Operation.create(op.name, results=[op.results[0].type], operands=[o.value for o in operands],
+                              attributes={k: op.attributes[k] for k in op.attributes}, loc=op.location)
+    return Tensor(new.result)
+
+
+def or_zeros(t: Tensor | None, type_: ir.Type) -> Tensor:
+    """`t`, or a zero constant of `type_` where no derivative flows."""
+    return t if t is not None else constant(0.0, Spec.of_type(type_))
+
+
+def accumulate(a: Tensor | None, b: Tensor) -> Tensor:
+    return b if a is None else a + b
+
+
+def normalize_wrt(wrt: Sequence[int] | None, n: int, what: str) -> list[int]:
+    if wrt is None:
+        return list(range(n))
+    out = [int(i) for i in wrt]
+    bad = [i for i in out if not 0 <= i < n]
+    if bad or len(set(out)) != len(out):
+        raise ValueError(f"{what}: wrt must list distinct input indices in [0, {n}), got {list(wrt)}")
+    return out
+
+
+def cleanup(f: ir.Operation) -> None:
+    """Lean ops carry no traits, so upstream cse/canonicalize leave them alone: CSE and DCE them here."""
+    block = f.regions[0].blocks[0]
+    seen: dict[tuple, ir.Value] = {}
+    for op in [o.operation for o in block.operations]:
+        if not op.name.startswith("lean."):
+            continue
+        key = (op.name, tuple(op.operands), tuple(sorted((k, str(op.attributes[k])) for k in op.attributes)),
+               str(op.results[0].type))
+        if key in seen:
+            op.results[0].replace_all_uses_with(seen[key])
+            op.erase()
+        else:
+            seen[key] = op.results[0]
+    used: set[ir.Value] = set()
+    for op in reversed([o.operation for o in block.operations]):
+        if op.name.startswith("lean.") and op.results[0] not in used:
+            op.erase()
+            continue
+        used.update(op.operands)

@@ -1,0 +1,83 @@
+"""Reverse mode: `@f(x...) -> (y...)` gives `@f_vjp(x..., dy...) -> (dx[wrt]...)`.
+
+A generic walker: the primal ops that the cotangents need are replayed, then the ops are visited in
+reverse and each active operand receives its VJP rule's cotangent (rules from the op table; the
+pass never names an op). Cotangents that fan in are summed. Unused primal ops are removed after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mlir import ir
+from mlir.dialects import func
+
+from ..ops.core import lookup
+from ..trace import Tensor
+from .common import (
+    Module,
+    accumulate,
+    body_ops,
+    cleanup,
+    find,
+    func_name,
+    funcs,
+    new_function,
+    normalize_wrt,
+    or_zeros,
+    replay,
+)
+
+
+def derive_vjp(module: Module, name: str, wrt: Sequence[int] | None = None, new_name: str | None = None,
+               with_primal: bool = False) -> ir.Operation:
+    """Add `@{name}_vjp` to `module` and return it. Its inputs are the primal inputs, then one
+    cotangent (seed) per primal result; its results are one cotangent per `wrt` input, in that order,
+    preceded by the primal results when `with_primal`."""
+    f = find(module, name)
+    ops, returned = body_ops(f)
+    args = list(f.regions[0].blocks[0].arguments)
+    wrt = normalize_wrt(wrt, len(args), f"vjp of @{name}")
+    res_types = [v.type for v in returned]
+    g = new_function(module, f, new_name or f"{name}_vjp", [a.type for a in args] + res_types,
+                     (res_types if with_primal else []) + [args[i].type for i in wrt])
+    new_args = list(g.entry_block.arguments)
+    env: dict[ir.Value, Tensor] = {a: Tensor(b) for a, b in zip(args, new_args, strict=False)}
+
+    active = {args[i] for i in wrt}  # values that depend differentiably on a wrt input
+    for op in ops:
+        rules = lookup(op.name).vjp
+        if any(rule is not None and v in active for v, rule in zip(op.operands, rules, strict=True)):
+            active.add(op.results[0])
+
+    with ir.InsertionPoint(g.entry_block):
+        for op in ops:
+            with op.location:
+                env[op.results[0]] = replay(op, [env[v] for v in op.operands])
+        cotangent: dict[ir.Value, Tensor] = {}
+        for v, seed in zip(returned, new_args[len(args):], strict=True):
+            if v in active:
+                cotangent[v] = accumulate(cotangent.get(v), Tensor(seed))
+        for op in reversed(ops):
+            ct = cotangent.pop(op.results[0], None)
+            if ct is None:
+                continue
+            opdef = lookup(op.name)
+            attrs = opdef.attrs_from_op(op)
+            xs = [env[v] for v in op.operands]
+            with op.location:
+                for v, rule in zip(op.operands, opdef.vjp, strict=True):
+                    if rule is not None and v in active:
+                        cotangent[v] = accumulate(cotangent.get(v), rule(ct, *xs, env[op.results[0]], attrs))
+        with f.location:
+            grads = [or_zeros(cotangent.get(args[i]), args[i].type) for i in wrt]
+            outs = ([env[v] for v in returned] if with_primal else []) + grads
+            func.ReturnOp([o.value for o in outs])
+    cleanup(g.operation)
+    return g.operation
+
+
+def vjp_pass(module_op: Module, pass_: object = None) -> None:
+    """`lean-derive-vjp`: derive `@f_vjp` (all inputs) for every function present."""
+    for f in funcs(module_op):
+        derive_vjp(module_op, func_name(f))
