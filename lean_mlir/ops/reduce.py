@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from mlir import ir
+from mlir.dialects import arith
 
+from ..lower import linalg as LL
 from ..trace import Tensor, emit
 from .core import OpDef, Spec, check, normalize_axes, register
 
@@ -50,16 +55,33 @@ def _np_reduce(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     return run
 
 
+def _lower(reduce: Callable[[ir.Value, tuple[int, ...]], ir.Value]) -> Callable[..., ir.Value]:
+    """linalg.reduce over `axes`, then a reshape that restores size-1 dims for keepdims."""
+    def lower(ops: list[ir.Value], t: ir.RankedTensorType, axes: tuple[int, ...], keepdims: bool) -> ir.Value:
+        return LL.reshape(reduce(ops[0], axes), t)
+    return lower
+
+
+def _mean(x: ir.Value, axes: tuple[int, ...]) -> ir.Value:
+    """sum / count, divided like NumPy (an empty axis gives 0/0 = NaN)."""
+    s = LL.reduce_sum(x, axes)
+    t = ir.RankedTensorType(s.type)
+    n = int(np.prod([ir.RankedTensorType(x.type).shape[i] for i in axes]))
+    return LL.parallel(lambda v: arith.divf(v, LL.scalar(t.element_type, n)), [s], t)
+
+
 ATTRS = {"axes": "ints", "keepdims": "bool"}
 register(OpDef("sum", ("x",), _infer, _np_reduce(np.sum),
                jvp=(lambda t, x, y, a: emit("sum", [t], **a),), vjp=(lambda g, x, y, a: keep(g, x, a),),
-               attrs=ATTRS))
+               attrs=ATTRS, lower=_lower(LL.reduce_sum)))
 register(OpDef("mean", ("x",), _infer, _np_reduce(np.mean),
                jvp=(lambda t, x, y, a: emit("mean", [t], **a),),
-               vjp=(lambda g, x, y, a: keep(g, x, a) * (1.0 / max(count(x, a), 1)),), attrs=ATTRS))
+               vjp=(lambda g, x, y, a: keep(g, x, a) * (1.0 / builtins.max(count(x, a), 1)),), attrs=ATTRS,
+               lower=_lower(_mean)))
 register(OpDef("max", ("x",), _max_infer, _np_reduce(np.max),
                jvp=(lambda t, x, y, a: emit("sum", [t * _max_mask(x, y, a)], **a),),
-               vjp=(lambda g, x, y, a: keep(g, x, a) * _max_mask(x, y, a),), attrs=ATTRS))
+               vjp=(lambda g, x, y, a: keep(g, x, a) * _max_mask(x, y, a),), attrs=ATTRS,
+               lower=_lower(LL.reduce_max)))
 
 
 def _front(name: str) -> Callable[..., Tensor]:

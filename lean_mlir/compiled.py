@@ -1,0 +1,247 @@
+"""The compiled API: `compile_scalar` / `compile_out` build one lean module holding the forward,
+JVP and VJP (and HVP) functions, compile it once for a backend, and call its entry points."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from mlir import ir
+
+from .autodiff import derive_jvp, derive_vjp
+from .autodiff.common import normalize_wrt
+from .context import make_context
+from .ops.core import Spec
+from .runtime.eager import EagerFunction
+from .runtime.validate import coerce_inputs
+from .trace import to_spec, trace
+from .verify import verify
+
+BACKENDS = ("cpu", "gpu", "eager")
+log = logging.getLogger("lean_mlir")
+Runner = Callable[..., tuple[np.ndarray, ...]]
+
+
+class Program:
+    """A lean module compiled for one backend: `run(name, *arrays)` calls an entry point."""
+
+    def __init__(self, module: ir.Module, backend: str, gpu_options: dict[str, str] | None = None) -> None:
+        self.lean_text = str(module)
+        self.backend = backend
+        self.signatures = {ir.StringAttr(f.attributes["sym_name"]).value: _signature(f)
+                           for f in module.body.operations}
+        self.stages: dict[str, str] = {"lean": self.lean_text}
+        if backend == "eager":
+            fns = {name: EagerFunction(f) for name, f in zip(self.signatures, module.body.operations, strict=True)}
+            self._entry: Callable[[str], Runner] = fns.__getitem__
+        elif backend == "cpu":
+            from .lower.cpu import lower_to_llvm
+            from .runtime.jit import CpuExecutable, signatures_of
+            lowered = self._to_linalg()
+            sigs = signatures_of(lowered)
+            self.stages.update(lower_to_llvm(lowered))
+            self._exe = CpuExecutable(lowered, sigs)
+            self._entry = self._exe.entry
+        elif backend == "gpu":
+            from .lower.gpu import GpuExecutable, lower_to_gpu
+            from .runtime.jit import signatures_of
+            lowered = self._to_linalg()
+            sigs = signatures_of(lowered)
+            self.stages.update(lower_to_gpu(lowered, **(gpu_options or {})))
+            self._exe = GpuExecutable(lowered, sigs)
+            self._entry = self._exe.entry
+        else:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+    def _to_linalg(self) -> ir.Module:
+        from .lower.linalg import lower_lean_to_linalg
+        self._ctx = make_context()  # the lowered module and its engine live in their own Context
+        with self._ctx, ir.Location.unknown():
+            m = ir.Module.parse(self.lean_text)
+            lower_lean_to_linalg(m)
+        return m
+
+    def ir(self, stage: str) -> str:
+        if stage == "linalg" and "linalg" not in self.stages:  # eager: lower on demand, to show it
+            self.stages["linalg"] = str(self._to_linalg())
+        if stage not in self.stages:
+            raise ValueError(f"stage {stage!r} is not available on backend {self.backend!r}; "
+                             f"have {sorted(self.stages)}")
+        return self.stages[stage]
+
+    def run(self, name: str, arrays: Sequence[Any], what: str = "input") -> tuple[np.ndarray, ...]:
+        ins, _ = self.signatures[name]
+        return self._entry(name)(*coerce_inputs(ins, arrays, what))
+
+
+def _signature(f: ir.Operation) -> tuple[list[tuple[tuple[int, ...], np.dtype]], list]:
+    ftype = ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value)
+    conv = lambda ts: [(s.shape, s.np_dtype) for s in map(Spec.of_type, ts)]
+    return conv(ftype.inputs), conv(ftype.results)
+
+
+class _Compiled:
+    """What CompiledScalar and CompiledOut share: tracing, derivation, compilation, forward, jvp, ir."""
+
+    kind = ""
+
+    def __init__(self, fn: Callable[..., Any], specs: Sequence[Any], backend: str = "cpu",
+                 wrt: Sequence[int] | None = None, gpu_options: dict[str, str] | None = None) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.fn = fn
+        self.specs = [to_spec(s) for s in specs]
+        self.wrt = normalize_wrt(wrt, len(self.specs), getattr(fn, "__name__", "fn"))
+        self.backend = backend
+        with make_context(), ir.Location.unknown():
+            module = ir.Module.create()
+            f = trace(fn, self.specs, "f", module)
+            results = ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value).results
+            self._check_results([Spec.of_type(t) for t in results])
+            self._derive(module)
+            verify(module)
+            self.program = Program(module, backend, gpu_options)
+
+    def _check_results(self, results: list[Spec]) -> None:
+        if len(results) != 1:
+            raise TypeError(f"{type(self).__name__}: the function must return one value, got {len(results)}")
+        self.out_spec = results[0]
+
+    def _derive(self, module: ir.Module) -> None:
+        derive_jvp(module, "f", self.wrt)
+
+    def _tangents(self, dxs: Sequence[Any]) -> list[Any]:
+        if len(dxs) != len(self.wrt):
+            raise TypeError(f"expected {len(self.wrt)} tangents (one per wrt input {self.wrt}), got {len(dxs)}")
+        return list(dxs)
+
+    def forward(self, *xs: Any) -> Any:
+        return self._out(self.program.run("f", xs)[0])
+
+    def jvp(self, xs: Sequence[Any], dxs: Sequence[Any]) -> tuple[Any, Any]:
+        """(f(xs), df(xs)[dxs]) with one tangent per `wrt` input."""
+        _check_seq(xs, "xs")
+        _check_seq(dxs, "dxs")
+        y, dy = self.program.run("f_jvp", [*xs, *self._tangents(dxs)])
+        return self._out(y), self._out(dy)
+
+    def _out(self, y: np.ndarray) -> Any:
+        return y
+
+    def ir(self, stage: str = "lean") -> str:
+        """MLIR text of all entry points at `stage`: "lean", "linalg", "llvm" (cpu), "gpu"/"ptx" (gpu)."""
+        return self.program.ir(stage)
+
+
+class CompiledScalar(_Compiled):
+    """A compiled scalar-valued function: forward, jvp, backward, backward_with_seed,
+    value_and_backward, hvp. Its module holds @f, @f_jvp, @f_vjp (returning the value first) and
+    @f_vjp_jvp (the HVP)."""
+
+    def _check_results(self, results: list[Spec]) -> None:
+        super()._check_results(results)
+        if self.out_spec.rank != 0:
+            raise TypeError(f"compile_scalar: the function must return a scalar (rank-0) value, got shape "
+                            f"{self.out_spec.shape}; use lm.compile_out for tensor outputs or reduce with lm.sum")
+
+    def _derive(self, module: ir.Module) -> None:
+        super()._derive(module)
+        derive_vjp(module, "f", self.wrt, with_primal=True)
+        derive_jvp(module, "f_vjp", self.wrt)
+
+    def _out(self, y: np.ndarray) -> float:
+        return float(y)
+
+    def backward_with_seed(self, xs: Sequence[Any], seed: Any) -> tuple[np.ndarray, ...]:
+        _check_seq(xs, "xs")
+        return self.program.run("f_vjp", [*xs, seed])[1:]
+
+    def backward(self, *xs: Any) -> tuple[np.ndarray, ...]:
+        """Gradients w.r.t. the `wrt` inputs, in that order (seed 1)."""
+        return self.backward_with_seed(xs, 1.0)
+
+    def value_and_backward(self, *xs: Any) -> tuple[float, tuple[np.ndarray, ...]]:
+        y, *grads = self.program.run("f_vjp", [*xs, 1.0])
+        return float(y), tuple(grads)
+
+    def hvp(self, xs: Sequence[Any], vs: Sequence[Any]) -> tuple[np.ndarray, ...]:
+        """Hessian-vector products H(xs) @ vs, one per `wrt` input (the JVP of the VJP)."""
+        _check_seq(xs, "xs")
+        _check_seq(vs, "vs")
+        outs = self.program.run("f_vjp_jvp", [*xs, 1.0, *self._tangents(vs)])
+        return outs[len(outs) - len(self.wrt):]
+
+
+class CompiledOut(_Compiled):
+    """A compiled tensor-valued function: forward, jvp, vjp_with_seed. Its module holds @f, @f_jvp
+    and @f_vjp."""
+
+    def _derive(self, module: ir.Module) -> None:
+        super()._derive(module)
+        derive_vjp(module, "f", self.wrt)
+
+    def vjp_with_seed(self, xs: Sequence[Any], seed: Any) -> tuple[np.ndarray, ...]:
+        """Cotangents of the `wrt` inputs for the output cotangent `seed` (the output's shape)."""
+        _check_seq(xs, "xs")
+        return self.program.run("f_vjp", [*xs, seed], what="argument")
+
+
+def _check_seq(v: Any, name: str) -> None:
+    if not isinstance(v, list | tuple):
+        raise TypeError(f"{name} must be a list or tuple of arrays, got {type(v).__name__}")
+
+
+_cache: dict[tuple, _Compiled] = {}
+_seen: dict[tuple, tuple] = {}
+_cache_lock = threading.Lock()
+
+
+def _compile(cls: type[_Compiled], fn: Callable[..., Any], specs: Sequence[Any], backend: str,
+             wrt: Sequence[int] | None, **options: Any) -> Any:
+    specs_t = tuple(to_spec(s) for s in specs)
+    wrt_t = None if wrt is None else tuple(wrt)
+    key = (cls, fn, specs_t, wrt_t, backend, tuple(sorted(options.items())))
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    start = time.perf_counter()
+    compiled = cls(fn, specs_t, backend, wrt_t, **options)
+    with _cache_lock:
+        previous = _seen.get((cls, fn, backend))
+        _seen[(cls, fn, backend)] = (specs_t, wrt_t)
+        _cache[key] = compiled
+    if os.environ.get("LEAN_MLIR_LOG_COMPILES") == "1":
+        reason = "first compile" if previous is None else (
+            f"new input specs {[str(s) for s in specs_t]} (was {[str(s) for s in previous[0]]})"
+            if previous[0] != specs_t else f"new wrt {wrt_t} (was {previous[1]})")
+        name = getattr(fn, "__qualname__", repr(fn))
+        log.warning("lean_mlir: compiled %s(%s) for %s in %.3f s: %s", name, ", ".join(map(str, specs_t)),
+                    backend, time.perf_counter() - start, reason)
+    return compiled
+
+
+def compile_scalar(fn: Callable[..., Any], *specs: Any, backend: str = "cpu",
+                   wrt: Sequence[int] | None = None, **options: Any) -> CompiledScalar:
+    """Trace `fn` (returning a rank-0 value) over `specs`, derive its JVP, VJP and HVP, compile once.
+
+    A second call with the same (fn, specs, wrt, backend) returns the cached object.
+    """
+    return _compile(CompiledScalar, fn, specs, backend, wrt, **options)
+
+
+def compile_out(fn: Callable[..., Any], *specs: Any, backend: str = "cpu",
+                wrt: Sequence[int] | None = None, **options: Any) -> CompiledOut:
+    """Trace `fn` (returning one tensor) over `specs`, derive its JVP and VJP, compile once."""
+    return _compile(CompiledOut, fn, specs, backend, wrt, **options)
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+        _seen.clear()
