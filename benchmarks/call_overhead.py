@@ -70,7 +70,8 @@ def overhead(repeat: int) -> None:
     rows = [
         ("raw packed call, prebuilt slots", per_call_us(lambda: fn(raw), n, repeat)),
         ("Entry(a, b)", per_call_us(lambda: add(a, b), n, repeat)),
-        ("coerce_inputs + Entry", per_call_us(lambda: add(*validate.coerce_inputs(specs, (a, b))), n, repeat)),
+        ("coerce_inputs + Entry",
+         per_call_us(lambda: add(*validate.coerce_inputs(specs, (a, b))), n, repeat)),
         ("numpy a + b (reference)", per_call_us(lambda: np.add(a, b), n, repeat)),
     ]
     print(f"tiny 4-element f32 add (compile {t * 1e3:.0f} ms)")
@@ -81,7 +82,8 @@ def overhead(repeat: int) -> None:
 
 
 def matmul(sizes: list[int], repeat: int) -> None:
-    print(f"{'matmul':14s} {'compile s':>9s} {'lean GFLOP/s':>12s} {'numpy GFLOP/s':>13s} {'max rel err':>11s}")
+    head = ("matmul", "compile s", "lean GFLOP/s", "numpy GFLOP/s", "max rel err")
+    print(f"{head[0]:14s} {head[1]:>9s} {head[2]:>12s} {head[3]:>13s} {head[4]:>11s}")
     rng = np.random.default_rng(0)
     for dtype in ("f32", "f64"):
         for n in sizes:

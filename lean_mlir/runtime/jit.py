@@ -84,7 +84,7 @@ def _static_table(specs: Sequence[Spec]) -> tuple[ctypes.Array, list[int | None]
     """Shared int64 storage of offset/sizes/strides and, per packed slot, its address (None = pointer)."""
     values: list[int] = []
     where: list[int | None] = []
-    for shape, dt in specs:
+    for shape, _ in specs:
         where += [None, None]  # allocated, aligned: filled per call
         strides = [0] * len(shape)
         acc = 1
