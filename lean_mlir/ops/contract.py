@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from mlir import ir
+from mlir.dialects import arith, linalg, tensor
 
+from ..lower import linalg as LL
 from ..trace import Tensor, TraceError, broadcast_shapes, emit
 from .core import OpDef, ShapeError, Spec, check, register, same_dtype
 from .shape import broadcast_to, reshape, swap_last
@@ -20,11 +23,31 @@ def _matmul_infer(a: Spec, b: Spec) -> Spec:
     return Spec(a.shape[:-1] + b.shape[-1:], a.dtype)
 
 
+def _lower_matmul(ops: list[ir.Value], t: ir.RankedTensorType) -> ir.Value:
+    """linalg.matmul; batch_matmul for rank 3; rank > 3: collapse the batch dims, batch_matmul, expand."""
+    a, b = ops
+    if t.rank == 2:
+        return linalg.matmul(a, b, outs=[LL.zeros(t)])
+    if t.rank == 3:
+        return linalg.batch_matmul(a, b, outs=[LL.zeros(t)])
+    groups = [list(range(t.rank - 2)), [t.rank - 2], [t.rank - 1]]
+
+    def collapse(v: ir.Value) -> ir.Value:
+        s = ir.RankedTensorType(v.type).shape
+        flat = LL.tensor_type([int(np.prod(s[:-2])), *s[-2:]], t.element_type)
+        return tensor.collapse_shape(flat, v, groups)
+
+    a3, b3 = collapse(a), collapse(b)
+    t3 = LL.tensor_type([int(np.prod(t.shape[:-2])), *t.shape[-2:]], t.element_type)
+    y = linalg.batch_matmul(a3, b3, outs=[LL.zeros(t3)])
+    return tensor.expand_shape(t, y, groups, [], list(t.shape))
+
+
 register(OpDef(
     "matmul", ("lhs", "rhs"), _matmul_infer, np.matmul,
     jvp=(lambda t, a, b, y, at: emit("matmul", [t, b]), lambda t, a, b, y, at: emit("matmul", [a, t])),
     vjp=(lambda g, a, b, y, at: emit("matmul", [g, swap_last(b)]),
-         lambda g, a, b, y, at: emit("matmul", [swap_last(a), g]))))
+         lambda g, a, b, y, at: emit("matmul", [swap_last(a), g])), lower=_lower_matmul))
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
@@ -114,6 +137,54 @@ def _np_input_grad(g: np.ndarray, w: np.ndarray, stride: tuple, padding: tuple, 
 CONV_ATTRS = {"stride": "ints", "padding": "ints"}
 
 
+def _shape(v: ir.Value) -> list[int]:
+    return list(ir.RankedTensorType(v.type).shape)
+
+
+def _lower_xpad(x: ir.Value, padding: tuple[int, ...]) -> ir.Value:
+    """Zero padding of the two spatial dims (zeros + insert_slice)."""
+    if not any(padding):
+        return x
+    n, c, h, w = _shape(x)
+    elem = ir.RankedTensorType(x.type).element_type
+    t = LL.tensor_type([n, c, h + 2 * padding[0], w + 2 * padding[1]], elem)
+    return LL.insert(x, LL.zeros(t), (0, 0, *padding))
+
+
+def _lower_conv(ops: list[ir.Value], t: ir.RankedTensorType, stride: tuple, padding: tuple) -> ir.Value:
+    x, w = ops
+    return linalg.conv_2d_nchw_fchw(_lower_xpad(x, padding), w, outs=[LL.zeros(t)], strides=list(stride),
+                                    dilations=[1, 1])
+
+
+def _lower_filter_grad(ops: list[ir.Value], t: ir.RankedTensorType, stride: tuple,
+                       padding: tuple) -> ir.Value:
+    """dw[o,c,p,q] = sum_{n,i,j} xpad[n, c, i*s+p, j*s+q] * g[n,o,i,j]: a generic over (o,c,p,q,n,i,j)."""
+    x, g = ops
+    d = [ir.AffineDimExpr.get(i) for i in range(7)]
+    xmap = LL.affine_map(7, [4, 1, d[5] * stride[0] + d[2], d[6] * stride[1] + d[3]])
+    return LL.generic([_lower_xpad(x, padding), g], [xmap, LL.affine_map(7, [4, 0, 5, 6])], LL.zeros(t),
+                      LL.affine_map(7, [0, 1, 2, 3]), ["parallel"] * 4 + ["reduction"] * 3,
+                      lambda xv, gv, acc: arith.addf(acc, arith.mulf(xv, gv)))
+
+
+def _lower_input_grad(ops: list[ir.Value], t: ir.RankedTensorType, stride: tuple, padding: tuple) -> ir.Value:
+    """The output grad, dilated by the stride and placed so that a stride-1 convolution with the
+    flipped, transposed filter yields the input grad directly:
+    dx[h] = sum_p g[(h+ph-p)/sh] w[p] = sum_p' D[h+p'] w[kh-1-p'] with D[kh-1-ph + i*sh] = g[i]
+    (padding < kernel keeps every offset non-negative, and D has H + kh - 1 rows)."""
+    g, w = ops
+    n, c, h, wd = t.shape
+    o, _, kh, kw = _shape(w)
+    elem = t.element_type
+    dil = LL.insert(g, LL.zeros(LL.tensor_type([n, o, h + kh - 1, wd + kw - 1], elem)),
+                    (0, 0, kh - 1 - padding[0], kw - 1 - padding[1]), (1, 1, *stride))
+    d = [ir.AffineDimExpr.get(i) for i in range(4)]
+    flip = [1, 0, ir.AffineConstantExpr.get(kh - 1) - d[2], ir.AffineConstantExpr.get(kw - 1) - d[3]]
+    wf = LL.parallel(lambda v: v, [w], LL.tensor_type([c, o, kh, kw], elem), [flip])
+    return linalg.conv_2d_nchw_fchw(dil, wf, outs=[LL.zeros(t)], strides=[1, 1], dilations=[1, 1])
+
+
 def _conv(x: Tensor, w: Tensor, a: dict) -> Tensor:
     return emit("conv2d", [x, w], **a)
 
@@ -131,17 +202,17 @@ register(OpDef(
     "conv2d", ("input", "filter"), _conv_infer, _np_conv,
     jvp=(lambda t, x, w, y, a: _conv(t, w, a), lambda t, x, w, y, a: _conv(x, t, a)),
     vjp=(lambda g, x, w, y, a: _input_grad(g, w, x.shape, a), lambda g, x, w, y, a: _filter_grad(x, g, w.shape, a)),
-    attrs=CONV_ATTRS))
+    attrs=CONV_ATTRS, lower=_lower_conv))
 register(OpDef(
     "conv2d_input_grad", ("output_grad", "filter"), _input_grad_infer, _np_input_grad,
     jvp=(lambda t, g, w, y, a: _input_grad(t, w, y.shape, a), lambda t, g, w, y, a: _input_grad(g, t, y.shape, a)),
     vjp=(lambda c, g, w, y, a: _conv(c, w, a), lambda c, g, w, y, a: _filter_grad(c, g, w.shape, a)),
-    attrs=CONV_ATTRS, shape_from_result=True))
+    attrs=CONV_ATTRS, shape_from_result=True, lower=_lower_input_grad))
 register(OpDef(
     "conv2d_filter_grad", ("input", "output_grad"), _filter_grad_infer, _np_filter_grad,
     jvp=(lambda t, x, g, y, a: _filter_grad(t, g, y.shape, a), lambda t, x, g, y, a: _filter_grad(x, t, y.shape, a)),
     vjp=(lambda c, x, g, y, a: _input_grad(g, c, x.shape, a), lambda c, x, g, y, a: _conv(x, c, a)),
-    attrs=CONV_ATTRS, shape_from_result=True))
+    attrs=CONV_ATTRS, shape_from_result=True, lower=_lower_filter_grad))
 
 
 def conv2d(x: Tensor, w: Tensor, stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0) -> Tensor:

@@ -11,7 +11,7 @@ from mlir import ir
 from mlir.dialects import arith, math
 
 from ..trace import Tensor, broadcast_shapes, constant, emit
-from .core import OpDef, ShapeError, Spec, check, register, same_dtype
+from .core import DTYPES, OpDef, ShapeError, Spec, check, register, same_dtype
 
 
 def _same(*specs: Spec, **_: Any) -> Spec:
@@ -211,5 +211,14 @@ def _constant_infer(value: np.ndarray) -> Spec:
     return Spec.of_array(np.asarray(value))
 
 
+def _lower_constant(ops: list[ir.Value], t: ir.RankedTensorType, value: np.ndarray) -> ir.Value:
+    v = np.asarray(value, DTYPES[str(t.element_type)]).reshape(t.shape)
+    if v.size and not np.isnan(v.flat[0]) and np.all(v == v.flat[0]):
+        attr = ir.DenseElementsAttr.get_splat(t, ir.FloatAttr.get(t.element_type, float(v.flat[0])))
+    else:
+        attr = ir.DenseElementsAttr.get(np.ascontiguousarray(v), type=t)
+    return arith.constant(t, attr)
+
+
 register(OpDef("constant", (), _constant_infer, lambda value: np.array(value), jvp=(), vjp=(),
-               attrs={"value": "dense"}))
+               attrs={"value": "dense"}, lower=_lower_constant))

@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from mlir import ir
+from mlir.dialects import arith, math
 
+from ..lower import linalg as LL
 from ..trace import Tensor, emit
 from .core import OpDef, Spec, check, normalize_axis, register
 from .elementwise import exp
@@ -43,6 +46,30 @@ def _np_log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return (x - _np_lse(x, axis, keepdims=True)).astype(x.dtype)
 
 
+def _lower_lse(x: ir.Value, axis: int) -> tuple[ir.Value, list[int]]:
+    """Like _np_lse: m = max (0 where not finite), log(sum(exp(x - m))) + m; and x's dims it keeps."""
+    xt = ir.RankedTensorType(x.type)
+    kept = [i for i in range(xt.rank) if i != axis]
+    m = LL.reduce_max(x, [axis])
+    mt = ir.RankedTensorType(m.type)
+    inf = LL.scalar(mt.element_type, float("inf"))
+    m = LL.parallel(lambda v: arith.select(arith.cmpf(arith.CmpFPredicate.ONE, math.absf(v), inf), v,
+                                           LL.scalar(mt.element_type, 0.0)), [m], mt)
+    e = LL.parallel(lambda v, mv: math.exp(arith.subf(v, mv)), [x, m], xt, [None, kept])
+    lse = LL.parallel(lambda sv, mv: arith.addf(math.log(sv), mv), [LL.reduce_sum(e, [axis]), m], mt)
+    return lse, kept
+
+
+def _lower_softmax(ops: list[ir.Value], t: ir.RankedTensorType, axis: int) -> ir.Value:
+    lse, kept = _lower_lse(ops[0], axis)
+    return LL.parallel(lambda v, l: math.exp(arith.subf(v, l)), [ops[0], lse], t, [None, kept])
+
+
+def _lower_log_softmax(ops: list[ir.Value], t: ir.RankedTensorType, axis: int) -> ir.Value:
+    lse, kept = _lower_lse(ops[0], axis)
+    return LL.parallel(lambda v, l: arith.subf(v, l), [ops[0], lse], t, [None, kept])
+
+
 def _dot_keep(u: Tensor, v: Tensor, a: dict[str, Any]) -> Tensor:
     """sum(u * v) along the axis, broadcast back to the full shape."""
     return keep(sum(u * v, a["axis"], keepdims=True), u, {"axes": (a["axis"],)})
@@ -50,16 +77,17 @@ def _dot_keep(u: Tensor, v: Tensor, a: dict[str, Any]) -> Tensor:
 
 register(OpDef("softmax", ("x",), _same_infer, _np_softmax,
                jvp=(lambda t, x, y, a: y * (t - _dot_keep(t, y, a)),),
-               vjp=(lambda g, x, y, a: y * (g - _dot_keep(g, y, a)),), attrs={"axis": "int"}))
+               vjp=(lambda g, x, y, a: y * (g - _dot_keep(g, y, a)),), attrs={"axis": "int"},
+               lower=_lower_softmax))
 register(OpDef("log_softmax", ("x",), _same_infer, _np_log_softmax,
                jvp=(lambda t, x, y, a: t - _dot_keep(t, exp(y), a),),
                vjp=(lambda g, x, y, a: g - exp(y) * keep(sum(g, a["axis"], keepdims=True), g,
                                                          {"axes": (a["axis"],)}),),
-               attrs={"axis": "int"}))
+               attrs={"axis": "int"}, lower=_lower_log_softmax))
 register(OpDef("logsumexp", ("x",), _lse_infer, _np_lse,
                jvp=(lambda t, x, y, a: sum(t * softmax(x, a["axis"]), a["axis"]),),
                vjp=(lambda g, x, y, a: keep(g, x, {"axes": (a["axis"],)}) * softmax(x, a["axis"]),),
-               attrs={"axis": "int"}))
+               attrs={"axis": "int"}, lower=lambda ops, t, axis: _lower_lse(ops[0], axis)[0]))
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from mlir import ir
+from mlir.dialects import linalg
 
+from ..lower import linalg as LL
 from ..trace import Tensor, emit
 from .core import OpDef, Spec, check, normalize_axis, register, same_dtype
 
@@ -28,10 +31,14 @@ def unbroadcast(g: Tensor, shape: tuple[int, ...]) -> Tensor:
     return reshape(sum(g, axes, keepdims=True), shape)
 
 
+def _lower_broadcast_to(ops: list[ir.Value], t: ir.RankedTensorType) -> ir.Value:
+    return LL.broadcast(ops[0], t)
+
+
 register(OpDef(
     "broadcast_to", ("x",), _broadcast_infer, lambda x, shape: np.broadcast_to(x, shape).copy(),
     jvp=(lambda t, x, y, a: broadcast_to(t, y.shape),), vjp=(lambda g, x, y, a: unbroadcast(g, x.shape),),
-    shape_from_result=True))
+    shape_from_result=True, lower=_lower_broadcast_to))
 
 
 def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
@@ -49,7 +56,7 @@ def _reshape_infer(x: Spec, shape: tuple[int, ...]) -> Spec:
 register(OpDef(
     "reshape", ("x",), _reshape_infer, lambda x, shape: x.reshape(shape).copy(),
     jvp=(lambda t, x, y, a: reshape(t, y.shape),), vjp=(lambda g, x, y, a: reshape(g, x.shape),),
-    shape_from_result=True))
+    shape_from_result=True, lower=lambda ops, t: LL.reshape(ops[0], t)))
 
 
 def reshape(x: Tensor, shape: Sequence[int] | int) -> Tensor:
@@ -68,11 +75,15 @@ def _transpose_infer(x: Spec, permutation: tuple[int, ...]) -> Spec:
     return Spec(tuple(x.shape[p] for p in permutation), x.dtype)
 
 
+def _lower_transpose(ops: list[ir.Value], t: ir.RankedTensorType, permutation: tuple[int, ...]) -> ir.Value:
+    return linalg.transpose(ops[0], outs=[LL.empty(t)], permutation=list(permutation))
+
+
 register(OpDef(
     "transpose", ("x",), _transpose_infer, lambda x, permutation: np.transpose(x, permutation).copy(),
     jvp=(lambda t, x, y, a: transpose(t, a["permutation"]),),
     vjp=(lambda g, x, y, a: transpose(g, tuple(np.argsort(a["permutation"]))),),
-    attrs={"permutation": "ints"}))
+    attrs={"permutation": "ints"}, lower=_lower_transpose))
 
 
 def transpose(x: Tensor, axes: Sequence[int] | None = None) -> Tensor:
@@ -104,13 +115,19 @@ def _offset(rank: int, axis: int, n: int) -> tuple[int, ...]:
     return tuple(n if i == axis else 0 for i in range(rank))
 
 
+def _lower_concatenate(ops: list[ir.Value], t: ir.RankedTensorType, axis: int) -> ir.Value:
+    a, b = ops
+    out = LL.insert(a, LL.empty(t), (0,) * t.rank)
+    return LL.insert(b, out, _offset(t.rank, axis, ir.RankedTensorType(a.type).shape[axis]))
+
+
 register(OpDef(
     "concatenate", ("lhs", "rhs"), _concat_infer, lambda a, b, axis: np.concatenate([a, b], axis),
     jvp=(lambda t, a, b, y, at: pad(t, (0,) * a.ndim, y.shape),
          lambda t, a, b, y, at: pad(t, _offset(a.ndim, at["axis"], a.shape[at["axis"]]), y.shape)),
     vjp=(lambda g, a, b, y, at: slice(g, (0,) * a.ndim, a.shape),
          lambda g, a, b, y, at: slice(g, _offset(a.ndim, at["axis"], a.shape[at["axis"]]), b.shape)),
-    attrs={"axis": "int"}))
+    attrs={"axis": "int"}, lower=_lower_concatenate))
 
 
 def concatenate(xs: Sequence[Tensor], axis: int = 0) -> Tensor:
@@ -156,12 +173,14 @@ register(OpDef(
     "slice", ("x",), _slice_infer, _np_slice,
     jvp=(lambda t, x, y, a: slice(t, a["start"], y.shape),),
     vjp=(lambda g, x, y, a: pad(g, a["start"], x.shape),),
-    attrs={"start": "ints"}, shape_from_result=True))
+    attrs={"start": "ints"}, shape_from_result=True,
+    lower=lambda ops, t, start: LL.extract(ops[0], start, t)))
 register(OpDef(
     "pad", ("x",), _pad_infer, _np_pad,
     jvp=(lambda t, x, y, a: pad(t, a["low"], y.shape),),
     vjp=(lambda g, x, y, a: slice(g, a["low"], x.shape),),
-    attrs={"low": "ints"}, shape_from_result=True))
+    attrs={"low": "ints"}, shape_from_result=True,
+    lower=lambda ops, t, low: LL.insert(ops[0], LL.zeros(t), low)))
 
 
 def slice(x: Tensor, start: Sequence[int], shape: Sequence[int]) -> Tensor:  # noqa: A001
