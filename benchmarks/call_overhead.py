@@ -1,6 +1,7 @@
 """Call overhead of the CPU JIT entry points, and matmul GFLOP/s against NumPy (same process).
 
 Run: python benchmarks/call_overhead.py [--sizes 1024 2048] [--repeat 5]
+The JIT code is single-threaded; NumPy's BLAS uses all cores unless run with OPENBLAS_NUM_THREADS=1.
 """
 
 from __future__ import annotations
