@@ -17,7 +17,7 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import func
 
-from .ops.core import DTYPES, ShapeError, Spec, check, lookup
+from .ops.core import DTYPES, ShapeError, Spec, lookup
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 _state = threading.local()

@@ -36,7 +36,8 @@ def test_eager_matches_numpy(case: Case, dtype: str) -> None:
     want = case.ref(*[x.astype(np.float64) for x in xs])
     assert got.dtype == lm.Spec((), dtype).np_dtype
     assert got.shape == np.shape(want)
-    np.testing.assert_allclose(got, want, rtol=1e-12 if dtype == "f64" else 2e-6, atol=1e-12 if dtype == "f64" else 1e-6)
+    tol = 1e-12 if dtype == "f64" else 2e-6
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.smooth], ids=lambda c: c.id)

@@ -23,13 +23,22 @@ def _matmul_infer(a: Spec, b: Spec) -> Spec:
     return Spec(a.shape[:-1] + b.shape[-1:], a.dtype)
 
 
+def _mm_maps(batch: bool) -> list[ir.AffineMapAttr]:
+    """The default maps, set explicitly: ops built from Python otherwise lack the attribute that
+    parsed ones carry (and the CPU back end reads it)."""
+    b = [0] if batch else []
+    n = len(b) + 3
+    m, k, j = n - 3, n - 1, n - 2
+    return [ir.AffineMapAttr.get(LL.affine_map(n, [*b, *p])) for p in ([m, k], [k, j], [m, j])]
+
+
 def _lower_matmul(ops: list[ir.Value], t: ir.RankedTensorType) -> ir.Value:
     """linalg.matmul; batch_matmul for rank 3; rank > 3: collapse the batch dims, batch_matmul, expand."""
     a, b = ops
     if t.rank == 2:
-        return linalg.matmul(a, b, outs=[LL.zeros(t)])
+        return linalg.matmul(a, b, outs=[LL.zeros(t)], indexing_maps=_mm_maps(False))
     if t.rank == 3:
-        return linalg.batch_matmul(a, b, outs=[LL.zeros(t)])
+        return linalg.batch_matmul(a, b, outs=[LL.zeros(t)], indexing_maps=_mm_maps(True))
     groups = [list(range(t.rank - 2)), [t.rank - 2], [t.rank - 1]]
 
     def collapse(v: ir.Value) -> ir.Value:
@@ -37,9 +46,8 @@ def _lower_matmul(ops: list[ir.Value], t: ir.RankedTensorType) -> ir.Value:
         flat = LL.tensor_type([int(np.prod(s[:-2])), *s[-2:]], t.element_type)
         return tensor.collapse_shape(flat, v, groups)
 
-    a3, b3 = collapse(a), collapse(b)
     t3 = LL.tensor_type([int(np.prod(t.shape[:-2])), *t.shape[-2:]], t.element_type)
-    y = linalg.batch_matmul(a3, b3, outs=[LL.zeros(t3)])
+    y = _lower_matmul([collapse(a), collapse(b)], t3)
     return tensor.expand_shape(t, y, groups, [], list(t.shape))
 
 

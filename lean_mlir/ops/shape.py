@@ -76,7 +76,7 @@ def _transpose_infer(x: Spec, permutation: tuple[int, ...]) -> Spec:
 
 
 def _lower_transpose(ops: list[ir.Value], t: ir.RankedTensorType, permutation: tuple[int, ...]) -> ir.Value:
-    return linalg.transpose(ops[0], outs=[LL.empty(t)], permutation=list(permutation))
+    return linalg.transpose(ops[0], outs=[LL.empty(t)], permutation=list(permutation)).result
 
 
 register(OpDef(
