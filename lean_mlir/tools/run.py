@@ -1,0 +1,164 @@
+"""`lean-mlir-run`: run one function of a .mlir file on .npy inputs.
+
+    lean-mlir-run FILE.mlir --entry f --inputs a.npy b.npy [--backend cpu|eager] [--output-dir DIR]
+
+The file may be lean-level (lowered here with lean-to-linalg and the CPU pipeline) or already
+linalg-on-tensors. Inputs are checked (count, shape, dtype) before any native code runs. Outputs are
+printed (`result N: shape dtype` and the array) or saved as DIR/out0.npy, DIR/out1.npy, ...
+All errors: a message on stderr and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+from mlir import ir
+
+from .opt import ToolError, load_module, mlir_error_lines, verify_lines
+
+PROG = "lean-mlir-run"
+Sig = tuple[list[tuple[tuple[int, ...], np.dtype]], list[tuple[tuple[int, ...], np.dtype]]]
+
+
+def _fail(msg: str) -> ToolError:
+    return ToolError([f"{PROG}: error: {msg}"])
+
+
+def find_entry(module: ir.Module, name: str) -> ir.Operation:
+    names = []
+    for op in module.body.operations:
+        if op.operation.name == "func.func":
+            fname = ir.StringAttr(op.attributes["sym_name"]).value
+            if fname == name:
+                if len(op.regions[0].blocks) == 0:
+                    raise _fail(f"@{name} is only a declaration")
+                return op.operation
+            names.append(fname)
+    raise _fail(f"no function @{name} in the module (have {', '.join('@' + n for n in names) or 'none'})")
+
+
+def signature(f: ir.Operation) -> Sig:
+    from ..ops.core import ShapeError, Spec
+    name = ir.StringAttr(f.attributes["sym_name"]).value
+    ftype = ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value)
+
+    def specs(types: Sequence[ir.Type], what: str) -> list[tuple[tuple[int, ...], np.dtype]]:
+        out = []
+        for i, t in enumerate(types):
+            try:
+                s = Spec.of_type(t)
+            except ShapeError as e:
+                raise _fail(f"@{name} {what} {i}: {e}") from None
+            out.append((s.shape, s.np_dtype))
+        return out
+
+    return specs(ftype.inputs, "argument"), specs(ftype.results, "result")
+
+
+def load_inputs(paths: Sequence[str]) -> list[np.ndarray]:
+    arrays = []
+    for i, p in enumerate(paths):
+        try:
+            a = np.load(p, allow_pickle=False)
+        except OSError as e:
+            raise _fail(f"input {i}: cannot read {p!r}: {e.strerror or e}") from None
+        except ValueError as e:
+            raise _fail(f"input {i}: {p!r} is not a .npy array: {e}") from None
+        if not isinstance(a, np.ndarray):
+            raise _fail(f"input {i}: {p!r} holds an archive (.npz), not one array")
+        arrays.append(a)
+    return arrays
+
+
+def _has_lean_ops(f: ir.Operation) -> bool:
+    found = False
+
+    def visit(op: ir.Operation) -> ir.WalkResult:
+        nonlocal found
+        found = found or op.name.startswith("lean.")
+        return ir.WalkResult.INTERRUPT if found else ir.WalkResult.ADVANCE
+
+    f.walk(visit)
+    return found
+
+
+def execute(path: str, entry: str, input_paths: Sequence[str], backend: str) -> tuple[np.ndarray, ...]:
+    from ..context import make_context
+    from ..runtime.validate import coerce_inputs
+
+    arrays = load_inputs(input_paths)
+    ctx = make_context()
+    with ctx, ir.Location.unknown():
+        module, _ = load_module(path, ctx, PROG)
+        if lines := verify_lines(module):
+            raise ToolError(lines)
+        f = find_entry(module, entry)
+        sig = signature(f)
+        try:
+            arrays = coerce_inputs(sig[0], arrays)
+        except (TypeError, ValueError) as e:
+            raise _fail(f"@{entry}: {e}") from None
+        if backend == "eager":
+            from ..runtime.eager import EagerFunction
+            try:
+                fn = EagerFunction(f)
+            except NotImplementedError as e:
+                raise _fail(f"{e} (the eager backend runs lean-level functions only)") from None
+            return fn(*arrays)
+        from ..lower.cpu import lower_to_llvm
+        from ..runtime.jit import CpuExecutable
+        try:
+            if _has_lean_ops(module.operation):
+                from ..lower.linalg import lower_lean_to_linalg
+                lower_lean_to_linalg(module)
+            lower_to_llvm(module)
+            exe = CpuExecutable(module, {entry: sig})
+        except ir.MLIRError as e:
+            raise ToolError(mlir_error_lines(e, path)) from None
+        return exe.entry(entry)(*arrays)
+
+
+def show(outputs: Sequence[np.ndarray]) -> str:
+    parts = []
+    for i, y in enumerate(outputs):
+        parts.append(f"result {i}: shape {tuple(y.shape)} {y.dtype}")
+        parts.append(np.array2string(y, precision=6, threshold=1000))
+    return "\n".join(parts) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Run a function of a .mlir file on .npy inputs.")
+    p.add_argument("input", help="the .mlir file (lean-level or linalg-on-tensors)")
+    p.add_argument("--entry", "-e", default="f", help="function to run (default: f)")
+    p.add_argument("--inputs", "-i", nargs="*", default=[], metavar="NPY", help="one .npy file per argument")
+    p.add_argument("--backend", choices=("cpu", "eager"), default="cpu")
+    p.add_argument("--output-dir", "-o", metavar="DIR", help="save out0.npy, out1.npy, ... instead of printing")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        outputs = execute(args.input, args.entry, args.inputs, args.backend)
+        if args.output_dir:
+            os.makedirs(args.output_dir, exist_ok=True)
+            for i, y in enumerate(outputs):
+                np.save(os.path.join(args.output_dir, f"out{i}.npy"), y)
+        else:
+            sys.stdout.write(show(outputs))
+        return 0
+    except ToolError as e:
+        print("\n".join(e.lines), file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{PROG}: error: interrupted", file=sys.stderr)
+    except Exception as e:  # last resort: a message, never a traceback
+        print(f"{PROG}: error: {type(e).__name__}: {e}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
