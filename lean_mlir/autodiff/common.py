@@ -47,13 +47,12 @@ def body_ops(f: ir.Operation) -> tuple[list[ir.Operation], list[ir.Value]]:
 
 def new_function(module: Module, after: ir.Operation, name: str, inputs: Sequence[ir.Type],
                  results: Sequence[ir.Type]) -> func.FuncOp:
-    """A new public function `@name` placed after `after` (replacing one of the same name)."""
+    """A new public function `@name` at the end of the module (replacing one of the same name)."""
     for existing in funcs(module):
         if func_name(existing) == name:
             existing.erase()
     with ir.InsertionPoint(module_body(module)), after.location:
         f = func.FuncOp(name, (list(inputs), list(results)))
-    f.operation.move_after(after)
     f.add_entry_block()
     return f
 
