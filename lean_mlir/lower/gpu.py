@@ -405,11 +405,12 @@ def lower_to_gpu(
                 f.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
         _run(module, "gpu-kernel-outlining,func.func(gpu-async-region),canonicalize,cse")
         stages = {"gpu": str(module)}
-        isa = ir.Module.parse(stages["gpu"])
+        isa = module if format == "isa" else ir.Module.parse(stages["gpu"])   # PTX: compile once more
         _run(isa, _nvvm_pipeline(chip, features, "isa"))
         stages["ptx"] = "".join(f"{PTX_SEPARATOR}{n} -----\n{o.decode().rstrip(chr(0))}\n"
                                 for n, o in _extract_objects(isa))
-        _run(module, _nvvm_pipeline(chip, features, format))
+        if format != "isa":
+            _run(module, _nvvm_pipeline(chip, features, format))
         stages["llvm"] = str(module)
     return stages
 
