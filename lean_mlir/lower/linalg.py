@@ -151,14 +151,20 @@ def reshape(x: ir.Value, result_type: ir.RankedTensorType) -> ir.Value:
 
 def insert(src: ir.Value, dest: ir.Value, offsets: Sequence[int],
            strides: Sequence[int] | None = None) -> ir.Value:
-    """tensor.insert_slice of all of `src` into `dest` at static offsets (and strides)."""
+    """tensor.insert_slice of all of `src` into `dest` at static offsets (and strides).
+
+    An empty `src` leaves `dest` as is (the slice verifier rejects offset == dim even for size 0)."""
     shape = list(ir.RankedTensorType(src.type).shape)
+    if 0 in shape:
+        return dest
     return tensor.insert_slice(src, dest, [], [], [], list(offsets), shape, list(strides or [1] * len(shape)))
 
 
 def extract(x: ir.Value, offsets: Sequence[int], result_type: ir.RankedTensorType) -> ir.Value:
-    """tensor.extract_slice (unit strides) of `result_type`'s shape at static offsets."""
+    """tensor.extract_slice (unit strides) of `result_type`'s shape at static offsets (empty: tensor.empty)."""
     shape = list(result_type.shape)
+    if 0 in shape:
+        return empty(result_type)
     return tensor.extract_slice(result_type, x, [], [], [], list(offsets), shape, [1] * len(shape))
 
 
@@ -194,6 +200,8 @@ def _rewrite(root: ir.Operation) -> None:
     # Program order: an op's operands are already replaced by their lowered values when it is reached.
     for op in _lean_ops(root):
         new = lower_op(op)
+        if not isinstance(new, ir.Value):
+            raise LoweringError(f"lowering of '{op.name}' returned {type(new).__name__}, not an ir.Value")
         if new.type != op.results[0].type:
             raise LoweringError(f"lowering of '{op.name}' produced {new.type}, expected {op.results[0].type}")
         op.results[0].replace_all_uses_with(new)

@@ -23,13 +23,13 @@ def _matmul_infer(a: Spec, b: Spec) -> Spec:
     return Spec(a.shape[:-1] + b.shape[-1:], a.dtype)
 
 
-def _mm_maps(batch: bool) -> list[ir.AffineMapAttr]:
+def _mm_maps(batch: bool) -> list[ir.AffineMap]:
     """The default maps, set explicitly: ops built from Python otherwise lack the attribute that
     parsed ones carry (and the CPU back end reads it)."""
     b = [0] if batch else []
     n = len(b) + 3
     m, k, j = n - 3, n - 1, n - 2
-    return [ir.AffineMapAttr.get(LL.affine_map(n, [*b, *p])) for p in ([m, k], [k, j], [m, j])]
+    return [LL.affine_map(n, [*b, *p]) for p in ([m, k], [k, j], [m, j])]
 
 
 def _lower_matmul(ops: list[ir.Value], t: ir.RankedTensorType) -> ir.Value:

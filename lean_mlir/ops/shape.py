@@ -76,7 +76,9 @@ def _transpose_infer(x: Spec, permutation: tuple[int, ...]) -> Spec:
 
 
 def _lower_transpose(ops: list[ir.Value], t: ir.RankedTensorType, permutation: tuple[int, ...]) -> ir.Value:
-    return linalg.transpose(ops[0], outs=[LL.empty(t)], permutation=list(permutation)).result
+    if list(permutation) == sorted(permutation):  # identity (rank 0: linalg.transpose aborts)
+        return ops[0]
+    return linalg.transpose(ops[0], outs=[LL.empty(t)], permutation=list(permutation)).results[0]
 
 
 register(OpDef(
