@@ -19,9 +19,15 @@ The pass pipelines are module-level constants so tools (lean-mlir-opt) can reuse
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
 from dataclasses import dataclass
+from functools import cache
 
 from mlir import ir
+from mlir.dialects import func as func_d
+from mlir.dialects import vector as vector_d
 from mlir.dialects.transform import interpreter
 from mlir.passmanager import PassManager
 
@@ -68,6 +74,10 @@ TO_LLVM_PIPELINE = (
     "convert-ub-to-llvm,convert-func-to-llvm,convert-cf-to-llvm,"
     "reconcile-unrealized-casts)"
 )
+
+_C_WRAPPERS = "builtin.module(func.func(llvm-request-c-wrappers)"
+assert TO_LLVM_PIPELINE.startswith(_C_WRAPPERS + ",")
+_C_WRAPPERS += ")"
 
 # The whole text pipeline after the transform schedules (for command-line use with mlir-opt).
 # It lacks the Python-side `bufferization.writable = false` marking of function arguments
@@ -270,6 +280,122 @@ def _schedule(module: ir.Module) -> None:
     _apply_transform(module, body)
 
 
+# Vector math: `math.<fn>` on f32/f64 vectors (from the vectorized elementwise/reduction schedules)
+# become calls of glibc's libmvec SIMD functions (`_ZGVeN16v_expf`: 16 f32 lanes in one zmm register,
+# x86-64 vector function ABI), <= 4 ulp like libm and with libm's inf/nan behaviour. MLIR 22's Python
+# wheels expose no pass or transform op for the upstream polynomial approximations (they are only
+# reachable from C++ and test passes), and LLVM's loop vectorizer cannot be given a vector library
+# through the ExecutionEngine. Without libmvec, AVX-512 or AVX2, the math stays scalar libm calls.
+# LEAN_MLIR_VECTOR_MATH=0 turns this off.
+VECTOR_MATH_OPS: tuple[str, ...] = (
+    "sin", "cos", "tan", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "tanh", "sinh", "cosh",
+    "erf", "erfc", "atan", "asin", "acos", "cbrt",
+)
+
+
+@dataclass(frozen=True)
+class VectorMath:
+    """The SIMD math functions available to the JIT: name prefix and lanes per element type."""
+
+    library: str  # path or soname, loaded RTLD_GLOBAL so the ExecutionEngine resolves its symbols
+    isa: str  # "e": AVX-512 (zmm), "d": AVX2 (ymm)
+    lanes: dict[str, int]
+    ops: frozenset[str]
+
+    def symbol(self, op: str, elem: str) -> str:
+        return f"_ZGV{self.isa}N{self.lanes[elem]}v_{op}{'f' if elem == 'f32' else ''}"
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+@cache
+def vector_math() -> VectorMath | None:
+    """The host's libmvec, if it can serve the JIT (x86-64 glibc with AVX-512 or AVX2)."""
+    if os.environ.get("LEAN_MLIR_VECTOR_MATH", "1") == "0":
+        return None
+    flags = _cpu_flags()
+    isa = "e" if "avx512f" in flags else "d" if "avx2" in flags else None
+    name = ctypes.util.find_library("mvec")
+    if isa is None or name is None:
+        return None
+    try:
+        lib = ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        return None
+    lanes = {"f32": 16, "f64": 8} if isa == "e" else {"f32": 8, "f64": 4}
+    vm = VectorMath(name, isa, lanes, frozenset())
+    ops = frozenset(op for op in VECTOR_MATH_OPS
+                    if all(hasattr(lib, vm.symbol(op, e)) for e in ("f32", "f64")))
+    return VectorMath(name, isa, lanes, ops) if ops else None
+
+
+def _vector_math_to_calls(module: ir.Module, vm: VectorMath | None = None) -> int:
+    """Rewrite `math.<fn>` on vectors into libmvec calls, chunked to the SIMD width; returns the count.
+
+    Run it after `llvm-request-c-wrappers` (the declarations added here must not get C wrappers).
+    """
+    vm = vm if vm is not None else vector_math()
+    if vm is None:
+        return 0
+    names = {f"math.{op}" for op in vm.ops}
+    todo = [op for op in _walk(module, names)
+            if isinstance(op.results[0].type, ir.VectorType) and len(op.operands) == 1]
+    declared: set[str] = set()
+    ctx = module.context
+    with ctx, ir.Location.unknown(ctx):
+        for op in todo:
+            vt = ir.VectorType(op.results[0].type)
+            elem = _elem_name(vt.element_type)
+            if elem is None or vt.scalable:
+                continue
+            lanes = vm.lanes[elem]
+            n = 1
+            for d in vt.shape:
+                n *= d
+            if n % lanes:
+                continue  # a ragged tail: leave it to the scalar path
+            sym = vm.symbol(op.name.split(".", 1)[1], elem)
+            chunk_t = ir.VectorType.get([lanes], vt.element_type)
+            if sym not in declared:
+                declared.add(sym)
+                with ir.InsertionPoint.at_block_begin(module.body):
+                    func_d.FuncOp(sym, ir.FunctionType.get([chunk_t], [chunk_t]), visibility="private")
+            with ir.InsertionPoint(op):
+                flat_t = ir.VectorType.get([n], vt.element_type)
+                x = op.operands[0]
+                if vt.rank != 1:
+                    x = vector_d.ShapeCastOp(flat_t, x).result
+                if n == lanes:
+                    y = func_d.CallOp([chunk_t], sym, [x]).result
+                else:
+                    y = None
+                    for i in range(0, n, lanes):
+                        c = vector_d.ExtractStridedSliceOp(chunk_t, x, [i], [lanes], [1]).result
+                        r = func_d.CallOp([chunk_t], sym, [c]).result
+                        if y is None:
+                            y = vector_d.BroadcastOp(flat_t, _zero(vt.element_type)).result
+                        y = vector_d.InsertStridedSliceOp(r, y, [i], [1]).result
+                if vt.rank != 1:
+                    y = vector_d.ShapeCastOp(vt, y).result
+            op.results[0].replace_all_uses_with(y)
+            op.erase()
+    return len(todo)
+
+
+def _zero(t: ir.Type) -> ir.Value:
+    from mlir.dialects import arith
+    return arith.ConstantOp(t, ir.FloatAttr.get(t, 0.0)).result
+
+
 def _strip_tags(module: ir.Module) -> None:
     def visit(op: ir.Operation) -> ir.WalkResult:
         for a in [a for a in op.attributes if a.startswith(_TAG)]:
@@ -320,6 +446,8 @@ def lower_to_llvm(module: ir.Module) -> dict[str, str]:
     stages["scheduled"] = str(module)
     _protect_inputs(module)
     _run(module, BUFFERIZE_PIPELINE)
-    _run(module, TO_LLVM_PIPELINE)
+    _run(module, _C_WRAPPERS)
+    _vector_math_to_calls(module)
+    _run(module, "builtin.module(" + TO_LLVM_PIPELINE[len(_C_WRAPPERS) :])
     stages["llvm"] = str(module)
     return stages
