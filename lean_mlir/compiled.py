@@ -48,12 +48,9 @@ class Program:
             self._exe = CpuExecutable(lowered, sigs)
             self._entry = self._exe.entry
         elif backend == "gpu":
-            from .lower.gpu import GpuExecutable, lower_to_gpu
-            from .runtime.jit import signatures_of
-            lowered = self._to_linalg()
-            sigs = signatures_of(lowered)
-            self.stages.update(lower_to_gpu(lowered, **(gpu_options or {})))
-            self._exe = GpuExecutable(lowered, sigs)
+            from .lower.gpu import GpuExecutable
+            self._exe = GpuExecutable(self._to_linalg(), **(gpu_options or {}))
+            self.stages.update(self._exe.stages)
             self._entry = self._exe.entry
         else:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
