@@ -110,6 +110,17 @@ def _cases() -> list[Case]:
     for op in ("softmax", "log_softmax", "logsumexp"):
         empty_axis = [] if op == "logsumexp" else [((2, 0), 1, F64, "normal")]
         c += [Case(op, [S(x, d)], {"axis": ax}, domain=dom) for x, ax, d, dom in norm + empty_axis]
+    # NaN propagation like NumPy
+    c += [Case(op, [S((3, 8), F32)] * (2 if op in BINARY else 1), {"lo": -0.5, "hi": 0.5} if op == "clamp" else {},
+               domain="nan") for op in ("relu", "sign", "abs", "clamp", "maximum", "minimum", "greater", "equal")]
+    c += [Case(op, [S((3, 8), F64)], {"axes": (1,), "keepdims": False}, domain="nan") for op in ("sum", "max")]
+    c += [Case(op, [S((3, 8), F64)], {"axis": 1}, domain="nan") for op in ("softmax", "logsumexp")]
+    # sizes the CPU back end tiles and vectorizes (matmul register tiles, 64-wide elementwise)
+    c += [Case("matmul", [S((16, 64), F32), S((64, 64), F32)]),
+          Case("matmul", [S((2, 8, 16), F64), S((2, 16, 32), F64)]),
+          Case("tanh", [S((2, 128), F32)]), Case("add", [S((3, 64), F64), S((3, 64), F64)]),
+          Case("softmax", [S((4, 128), F32)], {"axis": 1}),
+          Case("sum", [S((8, 64), F32)], {"axes": (0,), "keepdims": True})]
     return c
 
 
@@ -127,6 +138,10 @@ def _inputs(case: Case, rng: np.random.Generator) -> list[np.ndarray]:
         x[rng.random(x.shape) < 0.3] = -np.inf
         x[1] = -np.inf  # a whole -inf row (softmax over axis 1: NaN, like NumPy)
         x[:, 2] = -np.inf
+    elif case.domain == "nan":
+        for x in xs:
+            x[rng.random(x.shape) < 0.2] = np.nan
+        xs[0][0, 0] = np.nan
     elif case.domain == "large":
         xs[0] = (xs[0] * 100 + 1000).astype(xs[0].dtype)
     # ufuncs turn 0-d arrays into NumPy scalars, which the JIT fast path must not see
