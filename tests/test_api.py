@@ -123,3 +123,18 @@ def test_ir_lean_shows_all_entry_points() -> None:
 def test_unknown_backend() -> None:
     with pytest.raises(ValueError, match="backend must be one of"):
         lm.compile_scalar(lambda x: lm.sum(x), lm.f32[3], backend="tpu")
+
+
+def test_compile_log_names_the_reason(monkeypatch, caplog) -> None:
+    monkeypatch.setenv("LEAN_MLIR_LOG_COMPILES", "1")
+
+    def g(x):
+        return lm.sum(lm.exp(x))
+    with caplog.at_level("WARNING", logger="lean_mlir"):
+        lm.compile_scalar(g, lm.f32[3], backend="eager")
+        lm.compile_scalar(g, lm.f32[3], backend="eager")  # cached: no log line
+        lm.compile_scalar(g, lm.f32[5], backend="eager")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert "first compile" in lines[0] and " s: " in lines[0]
+    assert "new input specs ['f32[5]'] (was ['f32[3]'])" in lines[1]
