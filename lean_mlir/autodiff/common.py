@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from mlir import ir
 from mlir.dialects import func
@@ -103,3 +104,39 @@ def cleanup(f: ir.Operation) -> None:
             op.erase()
             continue
         used.update(op.operands)
+
+
+@dataclass
+class Derivation:
+    """A function being derived from `source`: its ops, and the new function with primal args mapped."""
+
+    source: ir.Operation
+    ops: list[ir.Operation]
+    returned: list[ir.Value]
+    args: list[ir.Value]
+    wrt: list[int]
+    target: func.FuncOp
+    env: dict[ir.Value, Tensor]  # source value -> its copy in the target
+
+    @property
+    def extra_args(self) -> list[ir.Value]:
+        """The target's arguments after the primal ones (tangents or seeds)."""
+        return list(self.target.entry_block.arguments)[len(self.args):]
+
+
+Signature = Callable[[list[ir.Type], list[ir.Type], list[int]], tuple[list[ir.Type], list[ir.Type]]]
+
+
+def begin(module: Module, name: str, wrt: Sequence[int] | None, new_name: str, what: str,
+          signature: Signature) -> Derivation:
+    """Create `@new_name` from `@name`; `signature(arg_types, result_types, wrt)` gives its extra
+    inputs (after the primal ones) and its results."""
+    f = find(module, name)
+    ops, returned = body_ops(f)
+    args = list(f.regions[0].blocks[0].arguments)
+    wrt = normalize_wrt(wrt, len(args), f"{what} of @{name}")
+    arg_types = [a.type for a in args]
+    extra, results = signature(arg_types, [v.type for v in returned], wrt)
+    g = new_function(module, f, new_name, arg_types + extra, results)
+    env = {a: Tensor(b) for a, b in zip(args, g.entry_block.arguments, strict=False)}
+    return Derivation(f, ops, returned, args, wrt, g, env)

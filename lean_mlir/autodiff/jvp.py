@@ -13,35 +13,17 @@ from mlir.dialects import func
 
 from ..ops.core import lookup
 from ..trace import Tensor
-from .common import (
-    Module,
-    accumulate,
-    body_ops,
-    cleanup,
-    find,
-    func_name,
-    funcs,
-    new_function,
-    normalize_wrt,
-    or_zeros,
-    replay,
-)
+from .common import Module, accumulate, begin, cleanup, func_name, funcs, or_zeros, replay
 
 
 def derive_jvp(module: Module, name: str, wrt: Sequence[int] | None = None,
                new_name: str | None = None) -> ir.Operation:
     """Add `@{name}_jvp` to `module` and return it. Tangent inputs follow the primal inputs, one per
     `wrt` index in that order; the results are the primal results, then one tangent per result."""
-    f = find(module, name)
-    ops, returned = body_ops(f)
-    args = list(f.regions[0].blocks[0].arguments)
-    wrt = normalize_wrt(wrt, len(args), f"jvp of @{name}")
-    res_types = [v.type for v in returned]
-    g = new_function(module, f, new_name or f"{name}_jvp", [a.type for a in args] + [args[i].type for i in wrt],
-                     res_types + res_types)
-    new_args = list(g.entry_block.arguments)
-    env: dict[ir.Value, Tensor] = {a: Tensor(b) for a, b in zip(args, new_args, strict=False)}
-    tangent: dict[ir.Value, Tensor] = {args[i]: Tensor(new_args[len(args) + k]) for k, i in enumerate(wrt)}
+    d = begin(module, name, wrt, new_name or f"{name}_jvp", "jvp",
+              lambda args, results, wrt: ([args[i] for i in wrt], results + results))
+    f, ops, returned, env, g = d.source, d.ops, d.returned, d.env, d.target
+    tangent: dict[ir.Value, Tensor] = {d.args[i]: Tensor(t) for i, t in zip(d.wrt, d.extra_args, strict=True)}
     with ir.InsertionPoint(g.entry_block):
         for op in ops:
             xs = [env[v] for v in op.operands]

@@ -14,19 +14,7 @@ from mlir.dialects import func
 
 from ..ops.core import lookup
 from ..trace import Tensor
-from .common import (
-    Module,
-    accumulate,
-    body_ops,
-    cleanup,
-    find,
-    func_name,
-    funcs,
-    new_function,
-    normalize_wrt,
-    or_zeros,
-    replay,
-)
+from .common import Module, accumulate, begin, cleanup, func_name, funcs, or_zeros, replay
 
 
 def derive_vjp(module: Module, name: str, wrt: Sequence[int] | None = None, new_name: str | None = None,
@@ -34,15 +22,9 @@ def derive_vjp(module: Module, name: str, wrt: Sequence[int] | None = None, new_
     """Add `@{name}_vjp` to `module` and return it. Its inputs are the primal inputs, then one
     cotangent (seed) per primal result; its results are one cotangent per `wrt` input, in that order,
     preceded by the primal results when `with_primal`."""
-    f = find(module, name)
-    ops, returned = body_ops(f)
-    args = list(f.regions[0].blocks[0].arguments)
-    wrt = normalize_wrt(wrt, len(args), f"vjp of @{name}")
-    res_types = [v.type for v in returned]
-    g = new_function(module, f, new_name or f"{name}_vjp", [a.type for a in args] + res_types,
-                     (res_types if with_primal else []) + [args[i].type for i in wrt])
-    new_args = list(g.entry_block.arguments)
-    env: dict[ir.Value, Tensor] = {a: Tensor(b) for a, b in zip(args, new_args, strict=False)}
+    d = begin(module, name, wrt, new_name or f"{name}_vjp", "vjp",
+              lambda args, results, wrt: (results, (results if with_primal else []) + [args[i] for i in wrt]))
+    f, ops, returned, args, wrt, env, g = d.source, d.ops, d.returned, d.args, d.wrt, d.env, d.target
 
     active = {args[i] for i in wrt}  # values that depend differentiably on a wrt input
     for op in ops:
@@ -55,7 +37,7 @@ def derive_vjp(module: Module, name: str, wrt: Sequence[int] | None = None, new_
             with op.location:
                 env[op.results[0]] = replay(op, [env[v] for v in op.operands])
         cotangent: dict[ir.Value, Tensor] = {}
-        for v, seed in zip(returned, new_args[len(args):], strict=True):
+        for v, seed in zip(returned, d.extra_args, strict=True):
             if v in active:
                 cotangent[v] = accumulate(cotangent.get(v), Tensor(seed))
         for op in reversed(ops):
