@@ -202,7 +202,10 @@ def _compile(cls: type[_Compiled], fn: Callable[..., Any], specs: Sequence[Any],
              wrt: Sequence[int] | None, **options: Any) -> Any:
     specs_t = tuple(to_spec(s) for s in specs)
     wrt_t = None if wrt is None else tuple(wrt)
-    key = (cls, fn, specs_t, wrt_t, backend, tuple(sorted(options.items())))
+    # gpu_options is a dict (e.g. {"chip": "sm_90"}): key on its sorted items
+    opts = tuple(sorted((k, tuple(sorted(v.items())) if isinstance(v, dict) else v)
+                        for k, v in options.items()))
+    key = (cls, fn, specs_t, wrt_t, backend, opts)
     with _cache_lock:
         hit = _cache.get(key)
     if hit is not None:
