@@ -125,28 +125,22 @@ def reduce_max(x: ir.Value, axes: Sequence[int]) -> ir.Value:
 
 
 def reshape(x: ir.Value, result_type: ir.RankedTensorType) -> ir.Value:
-    """C-order reshape: collapse to 1-D, then expand (a rank-0 side is a single reassociation [])."""
+    """C-order reshape: collapse to 1-D, then expand (to or from rank 0: one reassociation [])."""
     src = ir.RankedTensorType(x.type)
-    if list(src.shape) == list(result_type.shape):
+    shape = list(result_type.shape)
+    if list(src.shape) == shape:
         return x
-    elem = src.element_type
-    if src.rank == 0 or result_type.rank == 0:
-        flat = x
-    elif src.rank == 1:
-        flat = x
-    else:
-        n = 1
-        for d in src.shape:
-            n *= d
-        flat = tensor.collapse_shape(tensor_type([n], elem), x, [list(range(src.rank))])
-    if result_type.rank == 0:
-        return tensor.collapse_shape(result_type, flat, [])
     if src.rank == 0:
-        return tensor.expand_shape(result_type, flat, [], [], list(result_type.shape))
-    if result_type.rank == 1:
-        return flat
-    groups = [list(range(result_type.rank))]
-    return tensor.expand_shape(result_type, flat, groups, [], list(result_type.shape))
+        return tensor.expand_shape(result_type, x, [], [], shape)
+    if result_type.rank == 0:
+        return tensor.collapse_shape(result_type, x, [])
+    n = 1
+    for d in src.shape:
+        n *= d
+    flat = x if src.rank == 1 else tensor.collapse_shape(tensor_type([n], src.element_type), x,
+                                                         [list(range(src.rank))])
+    return flat if result_type.rank == 1 else tensor.expand_shape(result_type, flat, [list(range(len(shape)))],
+                                                                  [], shape)
 
 
 def insert(src: ir.Value, dest: ir.Value, offsets: Sequence[int],
