@@ -366,18 +366,40 @@ def _report(tag: str, case: Case, err: str | None, t_gpu: float | None, t_np: fl
 _STUB_LLVM_C = "/* empty: libmlir_cuda_runtime.so NEEDs libLLVM.so but uses none of its symbols */\n"
 
 
-def build(out: pathlib.Path, names: list[str] | None = None) -> int:
-    from mlir import ir
+def prepare_lib(out: pathlib.Path) -> None:
+    """DIR/lib: the MLIR CUDA runtime wrappers and an empty libLLVM.so stand-in (found via its $ORIGIN)."""
+    from lean_mlir.paths import runtime_lib
 
-    from lean_mlir.lower.gpu import lower_to_gpu
-    from lean_mlir.paths import runtime_lib, tool
-
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "lib").mkdir(exist_ok=True)
+    (out / "lib").mkdir(parents=True, exist_ok=True)
     shutil.copy(runtime_lib("mlir_cuda_runtime"), out / "lib" / "libmlir_cuda_runtime.so")
     (out / "lib" / "stub_llvm.c").write_text(_STUB_LLVM_C)
     subprocess.run(["cc", "-shared", "-fPIC", "-Wl,-soname,libLLVM.so", "-o", str(out / "lib" / "libLLVM.so"),
                     str(out / "lib" / "stub_llvm.c")], check=True)
+
+
+def link_shared(llvm_dialect: str, so: pathlib.Path) -> None:
+    """LLVM-dialect module text -> LLVM IR -> object (llc -O3, PIC) -> shared object `so`."""
+    from lean_mlir.paths import tool
+
+    ll, obj = so.with_suffix(".ll"), so.with_suffix(".o")
+    ll.write_text(subprocess.run([str(tool("mlir-translate")), "--mlir-to-llvmir"], input=llvm_dialect,
+                                 capture_output=True, text=True, check=True).stdout)
+    try:
+        subprocess.run([str(tool("llc")), "-O3", "-filetype=obj", "-relocation-model=pic", str(ll), "-o", str(obj)],
+                       check=True)
+        subprocess.run(["cc", "-shared", "-o", str(so), str(obj)], check=True)
+    finally:
+        ll.unlink()
+        obj.unlink(missing_ok=True)
+
+
+def build(out: pathlib.Path, names: list[str] | None = None) -> int:
+    from mlir import ir
+
+    from lean_mlir.lower.gpu import lower_to_gpu
+
+    out.mkdir(parents=True, exist_ok=True)
+    prepare_lib(out)
     manifest, failures = [], 0
     for case in CASES:
         if names and case.name not in names:
@@ -389,15 +411,7 @@ def build(out: pathlib.Path, names: list[str] | None = None) -> int:
                 with ir.Context():
                     m = ir.Module.parse(case.mlir)
                     stages = lower_to_gpu(m, chip=chip, features=features, format=fmt)
-                ll = subprocess.run([str(tool("mlir-translate")), "--mlir-to-llvmir"], input=stages["llvm"],
-                                    capture_output=True, text=True, check=True).stdout
-                (out / f"{tag}.ll").write_text(ll)
-                subprocess.run([str(tool("llc")), "-O3", "-filetype=obj", "-relocation-model=pic",
-                                str(out / f"{tag}.ll"), "-o", str(out / f"{tag}.o")], check=True)
-                subprocess.run(["cc", "-shared", "-o", str(out / f"{tag}.so"), str(out / f"{tag}.o")],
-                               check=True)
-                (out / f"{tag}.ll").unlink()
-                (out / f"{tag}.o").unlink()
+                link_shared(stages["llvm"], out / f"{tag}.so")
             except Exception as e:          # report and go on with the other cases
                 failures += 1
                 print(f"FAIL build {tag}: {type(e).__name__}: {e}", flush=True)
