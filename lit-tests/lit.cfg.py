@@ -1,3 +1,4 @@
+# ruff: noqa: F821 - lit provides `config` and `lit_config`
 """lit configuration of the lean_mlir FileCheck suite (run with `python -m lit -v lit-tests`).
 
 Tools come from the installed wheels (mlir-opt, FileCheck, not) and from the Python environment that
@@ -10,7 +11,7 @@ import sys
 
 import lit.formats
 
-config.name = "lean-mlir"  # noqa: F821 - `config` is provided by lit
+config.name = "lean-mlir"
 config.test_format = lit.formats.ShTest(execute_external=False)
 config.suffixes = [".mlir", ".py"]
 config.excludes = ["lit.cfg.py", "Inputs"]
@@ -21,7 +22,7 @@ config.test_exec_root = os.path.join(config.test_source_root, "..", "build", "li
 def _package_dir(name: str) -> str:
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        lit_config.fatal(f"package {name!r} is not installed in {sys.executable}; pip install '.[test]'")  # noqa: F821
+        lit_config.fatal(f"package {name!r} is not installed in {sys.executable}; pip install '.[test]'")
     return next(iter(spec.submodule_search_locations))
 
 
@@ -29,7 +30,7 @@ _bin_dirs = [os.path.join(_package_dir("mlir"), "bin"), os.path.join(_package_di
              os.path.dirname(sys.executable)]
 for tool in ("lean-mlir-opt", "lean-mlir-run"):
     if not os.path.exists(os.path.join(os.path.dirname(sys.executable), tool)):
-        lit_config.fatal(f"{tool} not found next to {sys.executable}; pip install '.[test]'")  # noqa: F821
+        lit_config.fatal(f"{tool} not found next to {sys.executable}; pip install '.[test]'")
 config.environment["PATH"] = os.pathsep.join(_bin_dirs + [config.environment.get("PATH", os.defpath)])
 config.environment["PYTHONDONTWRITEBYTECODE"] = "1"
 for var in ("HOME", "TMPDIR", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
