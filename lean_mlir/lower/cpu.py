@@ -44,7 +44,12 @@ GENERALIZED_OPS: tuple[str, ...] = tuple(
 )
 
 # Step 1: fusion of elementwise producers into their consumers (after generalization).
-FUSION_PIPELINE = "builtin.module(canonicalize,linalg-fuse-elementwise-ops,canonicalize,cse)"
+# `linalg-fold-unit-extent-dims` turns broadcasts from `tensor<1xf32>` (map `(d0) -> (0)`, which the
+# vectorizer rejects) into rank-0 operands (`(d0) -> ()`).
+FUSION_PIPELINE = (
+    "builtin.module(canonicalize,linalg-fold-unit-extent-dims,canonicalize,linalg-fuse-elementwise-ops,"
+    "canonicalize,cse)"
+)
 
 # Run after the transform schedules, still on tensors.
 POST_SCHEDULE_PIPELINE = "builtin.module(canonicalize,cse)"
@@ -255,9 +260,54 @@ def _elementwise_schedules(module: ir.Module) -> list[str]:
     return out
 
 
+def _reduction_schedules(module: ir.Module) -> list[str]:
+    """Full 1-D reductions (`sum(f(x))` over a vector, the body fused in): split the reduction into
+    vector-length partial accumulators (`tile_reduction_using_for`), vectorize the partial step (so
+    the fused elementwise math runs in SIMD) and the final combination."""
+    out: list[str] = []
+    for op in _walk(module, ("linalg.generic",)):
+        types = _static_tensor_types(op)
+        if types is None or len(op.results) != 1:
+            continue
+        iters = [str(it) for it in ir.ArrayAttr(op.attributes["iterator_types"])]
+        if len(iters) != 1 or "reduction" not in iters[0]:
+            continue
+        res = types[-1]
+        elem = _elem_name(res.element_type)
+        if elem is None or res.rank != 0:
+            continue
+        maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+        if not all(m.is_projected_permutation for m in maps[:-1]):
+            continue
+        n = next((t.shape[0] for t in types[:-1] if t.rank == 1), 0)
+        vec = ELEMENTWISE_VECTOR[elem]
+        if n < 2 * vec or n % vec:
+            continue
+        i = len(out)
+        tag = f"{_TAG}_red{i}"
+        op.attributes[tag] = ir.UnitAttr.get(module.context)
+        out.append(
+            f"  %rd{i} = transform.structured.match attributes{{{tag}}} in %root"
+            " : (!transform.any_op) -> !transform.any_op\n"
+            f"  %rf{i}, %rp{i}, %rc{i}, %rl{i} = transform.structured.tile_reduction_using_for %rd{i}"
+            f" by tile_sizes = [{vec}] : {_any4(4)}\n"
+            f"  transform.structured.vectorize %rp{i} : !transform.any_op\n"
+            f"  transform.structured.vectorize %rc{i} : !transform.any_op\n"
+            f"  transform.structured.vectorize %rf{i} : !transform.any_op\n"
+        )
+    return out
+
+
+def _reduction_hoists(n: int) -> list[str]:
+    """Keep each partial accumulator in registers across its loop (after the vector patterns)."""
+    return [f"  transform.loop.hoist_loop_invariant_subsets %rl{i} : !transform.any_op\n" for i in range(n)]
+
+
 def _schedule(module: ir.Module) -> None:
     tile_ops, hoists = _matmul_schedules(module)
-    ew = _elementwise_schedules(module)
+    red = _reduction_schedules(module)
+    ew = _elementwise_schedules(module) + red
+    hoists = hoists + _reduction_hoists(len(red))
     if not tile_ops and not ew:
         return
     body = "".join(tile_ops) + "".join(ew)
@@ -273,6 +323,7 @@ def _schedule(module: ir.Module) -> None:
         "  transform.apply_patterns to %f {\n"
         '    transform.apply_patterns.vector.lower_contraction lowering_strategy = "outerproduct"\n'
         "    transform.apply_patterns.vector.lower_outerproduct\n"
+        '    transform.apply_patterns.vector.lower_multi_reduction lowering_strategy = "innerreduction"\n'
         "    transform.apply_patterns.canonicalization\n"
         "  } : !transform.any_op\n"
     )
