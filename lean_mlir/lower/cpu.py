@@ -80,6 +80,16 @@ TO_LLVM_PIPELINE = (
     "reconcile-unrealized-casts)"
 )
 
+# scf.forall (from the thread split) -> scf.parallel -> async tasks on libmlir_async_runtime's pool.
+# The caller runs one block itself and waits for the others. Run after the C wrappers are requested
+# (the outlined `parallel_compute_fn`s must not get any).
+ASYNC_PIPELINE = (
+    "builtin.module(func.func(scf-forall-to-parallel),"
+    "async-parallel-for{async-dispatch=0 num-workers=-1 min-task-size=1},"
+    "async-to-async-runtime,async-runtime-ref-counting,async-runtime-ref-counting-opt,"
+    "convert-async-to-llvm)"
+)
+
 _C_WRAPPERS = "builtin.module(func.func(llvm-request-c-wrappers)"
 assert TO_LLVM_PIPELINE.startswith(_C_WRAPPERS + ",")
 _C_WRAPPERS += ")"
@@ -110,6 +120,26 @@ MATMUL_TILES: dict[str, MatmulTiles] = {
 
 # Elementwise vectorization: innermost tile length per element type (4 zmm registers per operand).
 ELEMENTWISE_VECTOR: dict[str, int] = {"f32": 64, "f64": 32}
+
+# Threads: large matmuls (>= PARALLEL_MIN_MACS multiply-adds) and elementwise loops (>=
+# PARALLEL_MIN_ELEMENTS) are split into `threads()` blocks by an scf.forall, which becomes an
+# scf.parallel and then async tasks (`async-parallel-for`) run by libmlir_async_runtime's thread pool;
+# smaller problems stay on the calling thread (a dispatch costs a few microseconds).
+PARALLEL_MIN_MACS = 1 << 23
+PARALLEL_MIN_ELEMENTS = 1 << 17
+
+
+@cache
+def threads() -> int:
+    """Blocks a large loop is split into: LEAN_MLIR_THREADS, else the CPUs this process may use."""
+    env = os.environ.get("LEAN_MLIR_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
 
 _TAG = "__lean_mlir_sched"  # discardable attribute that marks the ops a transform schedule targets
 
@@ -202,17 +232,32 @@ def _matmul_schedules(module: ir.Module) -> tuple[list[str], list[str]]:
         im, in_, ik = tiles.inner
         if m % im or n % in_ or k % ik or k < 2 or min(m, n, k) == 0:
             continue  # not divisible by the register tile: plain loops
-        om, on, ok = (_best_tile(m, im, tiles.outer[0]), _best_tile(n, in_, tiles.outer[1]),
-                      _best_tile(k, ik, tiles.outer[2]))
         pre = "1, " if batch else ""
         nl = 4 if batch else 3
         i = len(tile_ops)
         tag = f"{_TAG}_mm{i}"
         op.attributes[tag] = ir.UnitAttr.get(module.context)
-        tile_ops.append(
+        # threads: split the rows of C into `nt` blocks (an scf.forall, run by async-parallel-for)
+        nt = threads()
+        batch_n = a[0] if batch else 1
+        split = nt > 1 and batch_n * m * n * k >= PARALLEL_MIN_MACS and m % (nt * im) == 0
+        tm = m // nt if split else m
+        om, on, ok = (_best_tile(tm, im, tiles.outer[0]), _best_tile(n, in_, tiles.outer[1]),
+                      _best_tile(k, ik, tiles.outer[2]))
+        snippet = (
             f"  %mm{i} = transform.structured.match attributes{{{tag}}} in %root"
             " : (!transform.any_op) -> !transform.any_op\n"
-            f"  %mt{i}, %ml{i}:{nl} = transform.structured.tile_using_for %mm{i}"
+        )
+        src = f"%mm{i}"
+        if split:
+            snippet += (
+                f"  %pt{i}, %pf{i} = transform.structured.tile_using_forall %mm{i}"
+                f" tile_sizes [{pre}{tm}, 0] : {_any4(2)}\n"
+            )
+            src = f"%pt{i}"
+        tile_ops.append(
+            snippet
+            + f"  %mt{i}, %ml{i}:{nl} = transform.structured.tile_using_for {src}"
             f" tile_sizes [{pre}{om}, {on}, {ok}] : {_any4(nl + 1)}\n"
             f"  %rt{i}, %rl{i}:{nl} = transform.structured.tile_using_for %mt{i}"
             f" tile_sizes [{pre}{im}, {in_}, {ik}] : {_any4(nl + 1)}\n"
@@ -499,6 +544,8 @@ def lower_to_llvm(module: ir.Module) -> dict[str, str]:
     _run(module, BUFFERIZE_PIPELINE)
     _run(module, _C_WRAPPERS)
     _vector_math_to_calls(module)
+    if _walk(module, ("scf.forall",)):
+        _run(module, ASYNC_PIPELINE)
     _run(module, "builtin.module(" + TO_LLVM_PIPELINE[len(_C_WRAPPERS) :])
     stages["llvm"] = str(module)
     return stages

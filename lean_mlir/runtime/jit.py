@@ -202,6 +202,8 @@ class CpuExecutable:
         shared_libs: Sequence[str] = (),
     ) -> None:
         libs = [runtime_lib("mlir_c_runner_utils"), *shared_libs]
+        if "async_" in str(module):  # the thread split (scf.forall -> async tasks) needs the runtime
+            libs.append(runtime_lib("mlir_async_runtime"))
         self.engine = ExecutionEngine(module, opt_level=opt_level, shared_libs=libs,
                                       enable_object_dump=False)
         self.signatures = dict(signatures)

@@ -1,0 +1,137 @@
+"""The CPU back end's fast paths give the same answers as the plain ones: SIMD math (libmvec) against
+NumPy incl. large |x|, inf and nan; vectorized 1-D reductions; matmuls split across threads against
+the single-threaded schedule. No timing assertions here (see benchmarks/bench.py)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from mlir import ir
+
+from lean_mlir.lower import cpu
+from lean_mlir.runtime import jit
+
+UNARY = """
+#m = affine_map<(d0) -> (d0)>
+func.func @f(%a: tensor<{n}x{t}>) -> tensor<{n}x{t}> {{
+  %e = tensor.empty() : tensor<{n}x{t}>
+  %r = linalg.generic {{indexing_maps = [#m, #m], iterator_types = ["parallel"]}}
+      ins(%a : tensor<{n}x{t}>) outs(%e : tensor<{n}x{t}>) {{
+  ^bb0(%x: {t}, %o: {t}):
+    %y = math.{op} %x : {t}
+    linalg.yield %y : {t}
+  }} -> tensor<{n}x{t}>
+  return %r : tensor<{n}x{t}>
+}}
+"""
+
+SUM = """
+#m = affine_map<(d0) -> (d0)>
+#s = affine_map<(d0) -> ()>
+func.func @f(%a: tensor<{n}x{t}>) -> tensor<{t}> {{
+  %z = arith.constant 0.0 : {t}
+  %e = tensor.empty() : tensor<{t}>
+  %f = linalg.fill ins(%z : {t}) outs(%e : tensor<{t}>) -> tensor<{t}>
+  %r = linalg.generic {{indexing_maps = [#m, #s], iterator_types = ["reduction"]}}
+      ins(%a : tensor<{n}x{t}>) outs(%f : tensor<{t}>) {{
+  ^bb0(%x: {t}, %acc: {t}):
+    %y = math.exp %x : {t}
+    %s = arith.addf %y, %acc : {t}
+    linalg.yield %s : {t}
+  }} -> tensor<{t}>
+  return %r : tensor<{t}>
+}}
+"""
+
+MATMUL = """
+func.func @mm(%a: tensor<{n}x{n}xf32>, %b: tensor<{n}x{n}xf32>) -> tensor<{n}x{n}xf32> {{
+  %z = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<{n}x{n}xf32>
+  %f = linalg.fill ins(%z : f32) outs(%e : tensor<{n}x{n}xf32>) -> tensor<{n}x{n}xf32>
+  %r = linalg.matmul ins(%a, %b : tensor<{n}x{n}xf32>, tensor<{n}x{n}xf32>)
+                     outs(%f : tensor<{n}x{n}xf32>) -> tensor<{n}x{n}xf32>
+  return %r : tensor<{n}x{n}xf32>
+}}
+"""
+
+NP = {"f32": np.float32, "f64": np.float64}
+REF = {"exp": np.exp, "tanh": np.tanh, "sin": np.sin, "cos": np.cos, "log": np.log, "log1p": np.log1p,
+       "expm1": np.expm1}
+
+
+def build(text: str) -> tuple[jit.CpuExecutable, dict[str, str]]:
+    with ir.Context():
+        m = ir.Module.parse(text)
+        sigs = jit.signatures_of(m)
+        stages = cpu.lower_to_llvm(m)
+        return jit.CpuExecutable(m, sigs), stages
+
+
+def inputs(op: str, n: int, dt: type) -> np.ndarray:
+    rng = np.random.default_rng(5)
+    special = [0.0, -0.0, 1e-30, -1e-30, 1e-7, np.inf, -np.inf, np.nan, 88.0, 88.8, -87.0, -104.0, 20.0, -20.0,
+               9.5, -9.5, 1e4, -1e4, 3e5, 1e-45 if dt is np.float32 else 1e-320]
+    x = rng.uniform(-10, 10, n).astype(dt)
+    x[: len(special)] = np.asarray(special, dt)
+    if op in ("log", "log1p"):
+        x[len(special):] = np.abs(x[len(special):]) * rng.choice([1e-6, 1.0, 1e6], n - len(special))
+    return x
+
+
+@pytest.mark.parametrize("t", ["f32", "f64"])
+@pytest.mark.parametrize("op", sorted(REF))
+def test_simd_math_matches_numpy(op: str, t: str) -> None:
+    n = 1024
+    exe, stages = build(UNARY.format(n=n, t=t, op=op))
+    vm = cpu.vector_math()
+    if vm is not None and op in vm.ops:
+        assert vm.symbol(op, t) in stages["llvm"]  # the SIMD path was taken
+    dt = NP[t]
+    x = inputs(op, n, dt)
+    with np.errstate(all="ignore"):
+        want = REF[op](x.astype(np.float64)).astype(dt)
+        got = exe("f", x)[0]
+    assert np.array_equal(np.isnan(got), np.isnan(want)), op  # nan where NumPy has nan, nowhere else
+    fin = np.isfinite(want)
+    assert np.array_equal(got[~fin & ~np.isnan(want)], want[~fin & ~np.isnan(want)])  # same infinities
+    rtol = 1e-5 if t == "f32" else 1e-13
+    tiny = np.finfo(dt).tiny
+    np.testing.assert_allclose(got[fin], want[fin], rtol=rtol, atol=tiny * 16)
+
+
+@pytest.mark.parametrize("t", ["f32", "f64"])
+@pytest.mark.parametrize("n", [128, 4096, 64 * 3 + 1])  # 193: not a multiple of the vector tile
+def test_vectorized_sum_reduction(t: str, n: int) -> None:
+    exe, stages = build(SUM.format(n=n, t=t))
+    if n % cpu.ELEMENTWISE_VECTOR[t] == 0:
+        assert "vector.reduction" in stages["scheduled"]
+    x = np.random.default_rng(3).uniform(-2, 2, n).astype(NP[t])
+    got = float(exe("f", x)[0])
+    want = float(np.exp(x.astype(np.float64)).sum())
+    assert abs(got - want) <= (1e-5 if t == "f32" else 1e-12) * abs(want)
+
+
+def test_threaded_matmul_equals_single_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    n = 256  # 2^24 multiply-adds: above PARALLEL_MIN_MACS
+    assert n**3 >= cpu.PARALLEL_MIN_MACS
+    rng = np.random.default_rng(9)
+    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    results = {}
+    for k in ("1", "2"):
+        monkeypatch.setenv("LEAN_MLIR_THREADS", k)
+        cpu.threads.cache_clear()
+        try:
+            exe, stages = build(MATMUL.format(n=n))
+        finally:
+            cpu.threads.cache_clear()
+        assert ("scf.forall" in stages["scheduled"]) == (k == "2")
+        assert bool(re.search(r"mlirAsyncRuntimeExecute", stages["llvm"])) == (k == "2")
+        results[k] = [exe("mm", a, b)[0] for _ in range(3)]
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    for r in results["1"] + results["2"]:
+        np.testing.assert_allclose(r, ref, rtol=1e-4, atol=1e-3)
+    # same tiles, same k order: the thread split does not change a single rounding
+    for r in results["2"]:
+        np.testing.assert_array_equal(r, results["1"][0])
