@@ -295,10 +295,25 @@ def _elementwise_schedules(module: ir.Module) -> list[str]:
         tag = f"{_TAG}_ew{i}"
         op.attributes[tag] = ir.UnitAttr.get(module.context)
         sizes = ", ".join(["1"] * (res.rank - 1) + [str(vec)])
+        # threads: split the outermost dimension into `nt` blocks when the loop is large
+        nt = threads()
+        total = 1
+        for d in shape:
+            total *= d
+        lead = shape[0] // nt if res.rank > 1 else shape[0] // (nt * vec) * vec
+        split = nt > 1 and total >= PARALLEL_MIN_ELEMENTS and lead > 0 and lead * nt == shape[0]
+        src = f"%ew{i}"
+        pre = ""
+        if split:
+            psizes = ", ".join([str(lead)] + ["0"] * (res.rank - 1))
+            pre = (f"  %ep{i}, %ef{i} = transform.structured.tile_using_forall %ew{i}"
+                   f" tile_sizes [{psizes}] : {_any4(2)}\n")
+            src = f"%ep{i}"
         out.append(
             f"  %ew{i} = transform.structured.match attributes{{{tag}}} in %root"
             " : (!transform.any_op) -> !transform.any_op\n"
-            f"  %et{i}, %el{i}:{res.rank} = transform.structured.tile_using_for %ew{i}"
+            + pre
+            + f"  %et{i}, %el{i}:{res.rank} = transform.structured.tile_using_for {src}"
             f" tile_sizes [{sizes}] : {_any4(res.rank + 1)}\n"
             f"  transform.structured.vectorize %et{i} : !transform.any_op\n"
         )

@@ -56,6 +56,17 @@ def _tune_malloc() -> bool:
 
 MALLOC_TUNED = _tune_malloc()
 
+_ASYNC_RUNTIME: list[ctypes.CDLL] = []
+
+
+def _load_async_runtime() -> None:
+    """Load libmlir_async_runtime into the process once, for good (RTLD_GLOBAL: the JIT resolves its
+    `mlirAsyncRuntime*` symbols from the process). Not as an ExecutionEngine shared_lib: the engine's
+    destructor then calls the library's `__mlir_execution_engine_destroy`, which tears down the
+    runtime's thread pool under every other live engine (a later threaded call segfaulted)."""
+    if not _ASYNC_RUNTIME:
+        _ASYNC_RUNTIME.append(ctypes.CDLL(runtime_lib("mlir_async_runtime"), mode=ctypes.RTLD_GLOBAL))
+
 
 def _data_slot_offset() -> int | None:
     """Offset of the data pointer inside a NumPy array object, if `id()` is an address (CPython)."""
@@ -202,8 +213,8 @@ class CpuExecutable:
         shared_libs: Sequence[str] = (),
     ) -> None:
         libs = [runtime_lib("mlir_c_runner_utils"), *shared_libs]
-        if "async_" in str(module):  # the thread split (scf.forall -> async tasks) needs the runtime
-            libs.append(runtime_lib("mlir_async_runtime"))
+        if "mlirAsyncRuntime" in str(module):  # the thread split (scf.forall -> async tasks)
+            _load_async_runtime()
         self.engine = ExecutionEngine(module, opt_level=opt_level, shared_libs=libs,
                                       enable_object_dump=False)
         self.signatures = dict(signatures)
