@@ -55,8 +55,9 @@ def _model_inputs(name: str, dtype: str, seed: int = 0) -> list[np.ndarray]:
 
 
 _HEADER = re.compile(r"^\s*\.(?:version|target|address_size)\b.*$", re.M)
-_DECL = re.compile(r"^\s*(?:\.(?:visible|extern|weak)\s+)*\.(?:entry|func|global|const|shared)\b.*?(\w+)\s*[(\[;=]",
-                   re.M)
+_LINKAGE = r"^\s*(?:\.(?:visible|extern|weak)\s+)*"
+_DECL = re.compile(_LINKAGE + r"(?:\.(?:entry|func)\s+(?:\([^)]*\)\s*)?(\w+)"       # .func (.param ret) name
+                   r"|\.(?:global|const|shared)\b[^;=\[\n]*?(\w+)\s*[\[;=])", re.M)
 
 
 def merge_ptx(modules: dict[str, str]) -> str:
@@ -66,7 +67,7 @@ def merge_ptx(modules: dict[str, str]) -> str:
     parts = ["\n".join(m.group(0).strip() for m in _HEADER.finditer(first))]
     for mod, ptx in modules.items():
         body = _HEADER.sub("", ptx)
-        for sym in set(_DECL.findall(ptx)):
+        for sym in {a or b for a, b in _DECL.findall(ptx)}:
             body = re.sub(rf"(?<![\w$.%]){re.escape(sym)}(?!\w)", f"{sym}__{mod}", body)
         parts.append(body)
     return "\n".join(parts)
@@ -109,11 +110,15 @@ def test_model_ptx(name: str, dtype: str, tmp_path: pathlib.Path) -> None:
 
 
 def test_merge_ptx_keeps_modules_apart() -> None:
-    a = (".version 8.0\n.target sm_80\n.address_size 64\n.global .b8 tab[2];\n"
-         ".visible .entry k(\n.param .u64 k_param_0\n)\n{ ld.global.u8 %r, [tab]; }\n")
+    a = (".version 8.0\n.target sm_80\n.address_size 64\n"
+         ".func  (.param .align 16 .b8 func_retval0[16]) slow\n(\n.param .b64 slow_param_0\n);\n"
+         ".global .align 8 .b8 tab[2] = {1, 2};\n"
+         ".visible .entry k(\n.param .u64 k_param_0\n)\n{ ld.global.u8 %r, [tab]; call.uni (r), slow, (p); }\n")
     merged = merge_ptx({"m0": a, "m1": a})
     assert merged.count(".version") == 1 and merged.count(".target") == 1
     assert ".entry k__m0(" in merged and ".entry k__m1(" in merged and "[tab__m1]" in merged
+    assert ") slow__m0\n" in merged and "call.uni (r), slow__m1, (p)" in merged and "func_retval0[16]" in merged
+    assert merged.count("slow_param_0") == 2
     assert merged.count("k_param_0") == 2                       # parameter names are local: untouched
 
 
