@@ -141,6 +141,11 @@ def test_opt_pass_exception_is_a_message(files: dict[str, pathlib.Path]) -> None
                 "pass 'lean-derive-vjp' failed: ValueError: @g: derivatives need lean ops only, found 'arith.addf'")
 
 
+@pytest.mark.parametrize("name", ["lean-mlir-opt", "lean-mlir-run"])
+def test_usage_error_exits_1(name: str) -> None:
+    clean_error(tool(name, "x.mlir", "--no-such-flag"), f"{name}: error: unrecognized arguments: --no-such-flag")
+
+
 def test_opt_missing_file(tmp_path: pathlib.Path) -> None:
     clean_error(tool("lean-mlir-opt", str(tmp_path / "nope.mlir")), "lean-mlir-opt: error: cannot read", "nope.mlir")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from mlir import ir
 
@@ -101,8 +102,16 @@ def process(args: argparse.Namespace) -> str:
         return module.operation.get_asm(enable_debug_info=args.mlir_print_debuginfo)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """Usage errors exit with 1 (like every other error of the tools), not argparse's 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Run lean and upstream MLIR passes on a .mlir file.")
+    p = ArgumentParser(prog=PROG, description="Run lean and upstream MLIR passes on a .mlir file.")
     p.add_argument("input", nargs="?", default="-", help="input .mlir file ('-' or nothing: stdin)")
     p.add_argument("--pass-pipeline", "-p", metavar="PIPELINE",
                    help="e.g. 'builtin.module(lean-derive-vjp{func=f wrt=0},canonicalize,lean-to-linalg)'")

@@ -10,7 +10,6 @@ All errors: a message on stderr and exit code 1, never a traceback.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from mlir import ir
 
-from .opt import ToolError, load_module, mlir_error_lines, verify_lines
+from .opt import ArgumentParser, ToolError, load_module, mlir_error_lines, verify_lines
 
 PROG = "lean-mlir-run"
 Sig = tuple[list[tuple[tuple[int, ...], np.dtype]], list[tuple[tuple[int, ...], np.dtype]]]
@@ -130,8 +129,8 @@ def show(outputs: Sequence[np.ndarray]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Run a function of a .mlir file on .npy inputs.")
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog=PROG, description="Run a function of a .mlir file on .npy inputs.")
     p.add_argument("input", help="the .mlir file (lean-level or linalg-on-tensors)")
     p.add_argument("--entry", "-e", default="f", help="function to run (default: f)")
     p.add_argument("--inputs", "-i", nargs="*", default=[], metavar="NPY", help="one .npy file per argument")
