@@ -28,38 +28,48 @@ Runner = Callable[..., tuple[np.ndarray, ...]]
 
 
 class Program:
-    """A lean module compiled for one backend: `run(name, *arrays)` calls an entry point."""
+    """Entry points of a lean module compiled for one backend: `run(name, arrays)` calls one.
 
-    def __init__(self, module: ir.Module, backend: str, gpu_options: dict[str, str] | None = None) -> None:
-        self.lean_text = str(module)
+    `entries` picks the functions to compile (default: all); the others stay in the "lean" stage only.
+    """
+
+    def __init__(self, lean_text: str, backend: str, entries: Sequence[str] | None = None,
+                 gpu_options: dict[str, str] | None = None) -> None:
+        self.lean_text = lean_text
         self.backend = backend
-        self.signatures = {ir.StringAttr(f.attributes["sym_name"]).value: _signature(f)
-                           for f in module.body.operations}
-        self.stages: dict[str, str] = {"lean": self.lean_text}
-        if backend == "eager":
-            fns = {name: EagerFunction(f) for name, f in zip(self.signatures, module.body.operations, strict=True)}
-            self._entry: Callable[[str], Runner] = fns.__getitem__
-        elif backend == "cpu":
+        self.stages: dict[str, str] = {"lean": lean_text}
+        with make_context(), ir.Location.unknown():
+            module = ir.Module.parse(lean_text)
+            funcs = {ir.StringAttr(f.attributes["sym_name"]).value: f for f in module.body.operations}
+            self.entries = list(funcs) if entries is None else list(entries)
+            self.signatures = {name: _signature(funcs[name]) for name in self.entries}
+            if backend == "eager":
+                self._entry: Callable[[str], Runner] = {n: EagerFunction(funcs[n]) for n in self.entries}.__getitem__
+                return
+        if backend == "cpu":
             from .lower.cpu import lower_to_llvm
             from .runtime.jit import CpuExecutable, signatures_of
             lowered = self._to_linalg()
             sigs = signatures_of(lowered)
             self.stages.update(lower_to_llvm(lowered))
             self._exe = CpuExecutable(lowered, sigs)
-            self._entry = self._exe.entry
         elif backend == "gpu":
             from .lower.gpu import GpuExecutable
             self._exe = GpuExecutable(self._to_linalg(), **(gpu_options or {}))
             self.stages.update(self._exe.stages)
-            self._entry = self._exe.entry
         else:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self._entry = self._exe.entry
 
     def _to_linalg(self) -> ir.Module:
+        """The entry points, lowered to linalg in a Context of their own (which the engine keeps)."""
         from .lower.linalg import lower_lean_to_linalg
-        self._ctx = make_context()  # the lowered module and its engine live in their own Context
+        self._ctx = make_context()
         with self._ctx, ir.Location.unknown():
             m = ir.Module.parse(self.lean_text)
+            for f in list(m.body.operations):
+                if ir.StringAttr(f.attributes["sym_name"]).value not in self.entries:
+                    f.operation.erase()
             lower_lean_to_linalg(m)
         return m
 
@@ -102,7 +112,8 @@ class _Compiled:
             self._check_results([Spec.of_type(t) for t in results])
             self._derive(module)
             verify(module)
-            self.program = Program(module, backend, gpu_options)
+        self.gpu_options = gpu_options
+        self.program = Program(str(module), backend, ("f", "f_jvp", "f_vjp"), gpu_options)
 
     def _check_results(self, results: list[Spec]) -> None:
         if len(results) != 1:
@@ -138,7 +149,9 @@ class _Compiled:
 class CompiledScalar(_Compiled):
     """A compiled scalar-valued function: forward, jvp, backward, backward_with_seed,
     value_and_backward, hvp. Its module holds @f, @f_jvp, @f_vjp (returning the value first) and
-    @f_vjp_jvp (the HVP)."""
+    @f_vjp_jvp (the HVP), which is compiled to native code on the first `hvp` call only."""
+
+    _hvp_program: Program | None = None
 
     def _check_results(self, results: list[Spec]) -> None:
         super()._check_results(results)
@@ -170,7 +183,9 @@ class CompiledScalar(_Compiled):
         """Hessian-vector products H(xs) @ vs, one per `wrt` input (the JVP of the VJP)."""
         _check_seq(xs, "xs")
         _check_seq(vs, "vs")
-        outs = self.program.run("f_vjp_jvp", [*xs, 1.0, *self._tangents(vs)])
+        if self._hvp_program is None:
+            self._hvp_program = Program(self.program.lean_text, self.backend, ("f_vjp_jvp",), self.gpu_options)
+        outs = self._hvp_program.run("f_vjp_jvp", [*xs, 1.0, *self._tangents(vs)])
         return outs[len(outs) - len(self.wrt):]
 
 
