@@ -104,6 +104,14 @@ def lower_cpu_pass(module: ir.Module, options: Options) -> None:
     lower_to_llvm(module)
 
 
+def lower_gpu_pass(module: ir.Module, options: Options) -> None:
+    from ..lower.gpu import lower_to_gpu
+    from ..lower.linalg import lower_lean_to_linalg
+    _check_options("lean-lower-gpu", options, ("chip", "features", "format"))
+    lower_lean_to_linalg(module)
+    lower_to_gpu(module, **options)  # validates the target before anything can abort the process
+
+
 PASSES: dict[str, tuple[PassFn, str]] = {
     "lean-derive-jvp": (derive_jvp_pass, "add @f_jvp(x..., dx...) -> (y..., dy...) per function "
                         "(options: func=NAME, wrt=0,1)"),
@@ -113,6 +121,8 @@ PASSES: dict[str, tuple[PassFn, str]] = {
     "lean-verify": (verify_pass, "check every lean op's shapes, element types and attributes"),
     "lean-to-linalg": (to_linalg_pass, "rewrite lean ops into linalg / tensor / arith / math on tensors"),
     "lean-lower-cpu": (lower_cpu_pass, "lean-to-linalg, then the CPU pipeline down to the LLVM dialect"),
+    "lean-lower-gpu": (lower_gpu_pass, "lean-to-linalg, then GPU kernels (NVVM) + host code in the LLVM dialect "
+                       "(options: chip=sm_80, features=+ptx80, format=isa|bin|fatbin)"),
 }
 
 
