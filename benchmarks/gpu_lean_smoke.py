@@ -62,34 +62,52 @@ def programs(globs: list[str] | None = None) -> list[tuple[str, object, list, li
     return [p for p in out if not globs or any(fnmatch.fnmatchcase(p[0], g) for g in globs)]
 
 
-def entry_args(signatures: dict, xs: list[np.ndarray], seed: int = 1) -> dict[str, list[np.ndarray]]:
-    """Arguments per entry point: the primal inputs first, then random tangents / seeds from its signature."""
-    rng = np.random.default_rng(seed)
-    args = {}
-    for name, (ins, _) in signatures.items():
-        extra = [rng.standard_normal(shape).astype(dt) for shape, dt in ins[len(xs):]]
-        args[name] = [*xs, *extra]
-    return args
+def entry_args(ins: list[tuple[tuple[int, ...], np.dtype]], xs: list[np.ndarray], rng: np.random.Generator
+               ) -> list[np.ndarray]:
+    """Arguments of an entry point: the primal inputs first, then random tangents / seeds."""
+    return [*xs, *(rng.standard_normal(shape).astype(dt) for shape, dt in ins[len(xs):])]
+
+
+def lower_for_gpu(lean_text: str, **gpu_options: str):  # -> GpuExecutable
+    """Every function of a lean module lowered as backend="gpu" does it (linalg, then GpuExecutable)."""
+    from mlir import ir
+
+    from lean_mlir.context import make_context
+    from lean_mlir.lower.gpu import GpuExecutable
+    from lean_mlir.lower.linalg import lower_lean_to_linalg
+
+    with make_context(), ir.Location.unknown():    # the module keeps its Context alive
+        m = ir.Module.parse(lean_text)
+        lower_lean_to_linalg(m)
+        return GpuExecutable(m, **gpu_options)
 
 
 def build_one(out: pathlib.Path, name: str) -> dict:
     """Compile one program, save its .so and .npz; return its manifest record."""
+    from mlir import ir
+
     import lean_mlir as lm
+    from lean_mlir.context import make_context
+    from lean_mlir.runtime.eager import EagerFunction
 
     [(_, fn, specs, xs, scalar)] = programs([name])
     compile_ = lm.compile_scalar if scalar else lm.compile_out
-    gpu = compile_(fn, *specs, backend="gpu").program
-    eager = compile_(fn, *specs, backend="eager").program
+    lean = compile_(fn, *specs, backend="eager").ir("lean")       # traced + derived: all entry points
+    rng = np.random.default_rng(1)
     arrays, entries = {}, []
-    for entry, args in entry_args(eager.signatures, xs).items():
-        want = eager.run(entry, args)
-        arrays.update({f"{entry}.in{i}": a for i, a in enumerate(args)})
-        arrays.update({f"{entry}.out{i}": np.asarray(w) for i, w in enumerate(want)})
-        entries.append({"name": entry, "n_in": len(args), "n_out": len(want)})
-    S.link_shared(gpu.ir("llvm"), out / f"{name}.so")
+    with make_context(), ir.Location.unknown():
+        for f in ir.Module.parse(lean).body.operations:
+            ev = EagerFunction(f)
+            args = entry_args([(s.shape, s.np_dtype) for s in ev.arg_specs], xs, rng)
+            want = ev(*args)
+            arrays.update({f"{ev.name}.in{i}": a for i, a in enumerate(args)})
+            arrays.update({f"{ev.name}.out{i}": np.asarray(w) for i, w in enumerate(want)})
+            entries.append({"name": ev.name, "n_in": len(args), "n_out": len(want)})
+    exe = lower_for_gpu(lean)
+    S.link_shared(exe.ir("llvm"), out / f"{name}.so")
     np.savez(out / f"{name}.npz", **arrays)
     return {"name": name, "so": f"{name}.so", "npz": f"{name}.npz", "entries": entries,
-            "chip": gpu._exe.chip, "format": gpu._exe.format}
+            "chip": exe.chip, "format": exe.format}
 
 
 def _build_worker(out: str, names: list[str]) -> list[dict | str]:
