@@ -31,6 +31,9 @@ from mlir.dialects import vector as vector_d
 from mlir.dialects.transform import interpreter
 from mlir.passmanager import PassManager
 
+from . import threads as _threads
+from .outline import mark_noinline, outline_contractions
+
 # Named linalg ops turned into linalg.generic before fusion (all implement the LinalgOp interface).
 # Contractions (matmul, batch_matmul) stay named so the matmul schedule can find them; fill stays
 # named because it is only ever an init (outs) operand, which fusion does not look through.
@@ -126,6 +129,10 @@ ELEMENTWISE_VECTOR: dict[str, int] = {"f32": 64, "f64": 32}
 # scf.parallel and then async tasks (`async-parallel-for`) run by libmlir_async_runtime's thread pool;
 # smaller problems stay on the calling thread (a dispatch costs a few microseconds).
 PARALLEL_MIN_MACS = 1 << 23
+
+# Each distinct matmul kind (shapes, maps, init) is outlined into one private kernel function that
+# every use calls (`lean_mlir.lower.outline`): scheduled and compiled by LLVM once per kind.
+OUTLINE_CONTRACTIONS = os.environ.get("LEAN_MLIR_OUTLINE", "1") != "0"
 PARALLEL_MIN_ELEMENTS = 1 << 17
 
 
@@ -538,6 +545,33 @@ def _protect_inputs(module: ir.Module) -> None:
         attrs["arg_attrs"] = ir.ArrayAttr.get(new, context=ctx)
 
 
+def _private_without_c_wrappers(module: ir.Module) -> None:
+    """Private functions (outlined kernels) are only called from the module: no C wrapper."""
+    for op in module.body.operations:
+        attrs = op.operation.attributes
+        if (op.operation.name == "func.func" and "llvm.emit_c_interface" in attrs
+                and "sym_visibility" in attrs and ir.StringAttr(attrs["sym_visibility"]).value == "private"):
+            del attrs["llvm.emit_c_interface"]
+
+
+def _split_threads(module: ir.Module) -> list[str]:
+    """scf.forall (the thread split) -> outlined blocks launched on the async runtime's thread pool,
+    without coroutines (`lean_mlir.lower.threads`); returns the outlined functions that need spawns.
+    An async op the rewrite does not know falls back to the upstream coroutine lowering."""
+    if not _walk(module, ("scf.forall",)):
+        return []
+    _run(module, "builtin.module(func.func(scf-forall-to-parallel),"
+         + _threads.PARALLEL_FOR.format(workers=threads()) + ")")
+    if not _threads.supported(module):
+        _run(module, "builtin.module(" + ASYNC_PIPELINE.split("min-task-size=1},", 1)[1])
+        return []
+    _run(module, "builtin.module(canonicalize)")  # fold the block counts (the workers are a constant)
+    spawned = _threads.async_to_runtime_calls(module)
+    if _threads.propagate_constants(module, spawned):
+        _run(module, "builtin.module(canonicalize)")
+    return spawned
+
+
 def lower_to_llvm(module: ir.Module) -> dict[str, str]:
     """Lower a linalg-on-tensors module to the LLVM dialect, in place.
 
@@ -549,6 +583,8 @@ def lower_to_llvm(module: ir.Module) -> dict[str, str]:
     _generalize(module)  # steps 1-2: tensor level
     _run(module, FUSION_PIPELINE)
     stages["linalg"] = str(module)
+    if OUTLINE_CONTRACTIONS:
+        outline_contractions(module)
     try:
         _schedule(module)
     finally:
@@ -558,9 +594,11 @@ def lower_to_llvm(module: ir.Module) -> dict[str, str]:
     _protect_inputs(module)
     _run(module, BUFFERIZE_PIPELINE)
     _run(module, _C_WRAPPERS)
+    _private_without_c_wrappers(module)
     _vector_math_to_calls(module)
-    if _walk(module, ("scf.forall",)):
-        _run(module, ASYNC_PIPELINE)
+    spawned = _split_threads(module)
     _run(module, "builtin.module(" + TO_LLVM_PIPELINE[len(_C_WRAPPERS) :])
+    _threads.define_spawns(module, spawned)
+    mark_noinline(module)
     stages["llvm"] = str(module)
     return stages
