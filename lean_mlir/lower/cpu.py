@@ -58,14 +58,17 @@ FUSION_PIPELINE = (
 POST_SCHEDULE_PIPELINE = "builtin.module(canonicalize,cse)"
 
 # Step 3: bufferization, out-params for every public function, deallocation.
-BUFFERIZE_PIPELINE = (
-    "builtin.module("
+# `lower_to_llvm` runs it in two halves with `distinct_results` between them (see there).
+_ONE_SHOT = (
     "one-shot-bufferize{bufferize-function-boundaries=1"
     " function-boundary-type-conversion=identity-layout-map},"
-    "canonicalize,cse,canonicalize,"
-    "buffer-results-to-out-params{modify-public-functions=1 hoist-static-allocs=1},"
-    "canonicalize,buffer-deallocation-pipeline)"
+    "canonicalize,cse,canonicalize"
 )
+_OUT_PARAMS = (
+    "buffer-results-to-out-params{modify-public-functions=1 hoist-static-allocs=1},"
+    "canonicalize,buffer-deallocation-pipeline"
+)
+BUFFERIZE_PIPELINE = f"builtin.module({_ONE_SHOT},{_OUT_PARAMS})"
 
 # Step 4: loops, vectors, math and everything else to the LLVM dialect. `approximate-log1p=0` leaves
 # log1p to libm (the LLVM expansion log(1+x) loses all precision for tiny x); tanh, erf, ... go to
@@ -100,6 +103,7 @@ _C_WRAPPERS += ")"
 # The whole text pipeline after the transform schedules (for command-line use with mlir-opt).
 # It lacks the Python-side `bufferization.writable = false` marking of function arguments
 # (`_protect_inputs`): without it, bufferization may write into an input buffer.
+# It also lacks `distinct_results`: mlir-opt crashes on a function that returns one buffer twice.
 LOWERING_PIPELINE = (
     POST_SCHEDULE_PIPELINE[: -1] + "," + BUFFERIZE_PIPELINE[len("builtin.module(") : -1] + ","
     + TO_LLVM_PIPELINE[len("builtin.module(") :]
@@ -572,6 +576,30 @@ def _split_threads(module: ir.Module) -> list[str]:
     return spawned
 
 
+def distinct_results(module: ir.Module) -> None:
+    """After one-shot bufferization (CPU and GPU): where a function returns the same buffer twice
+    (`return %a, %a`), return a fresh copy for the second use.
+
+    buffer-results-to-out-params{hoist-static-allocs=1} replaces a returned alloc by its out-param
+    and erases it; a second use of the same alloc in the return then reads the erased op and crashes
+    (e.g. the VJP of exp(a + b), whose two cotangents CSE to one buffer, or two zero-size results).
+    """
+    from mlir.dialects import memref
+
+    for f in module.body.operations:
+        if f.operation.name != "func.func" or len(f.regions[0].blocks) == 0:
+            continue
+        ret = f.regions[0].blocks[0].operations[len(f.regions[0].blocks[0].operations) - 1]
+        seen: set[ir.Value] = set()
+        for k, v in enumerate(list(ret.operands)):
+            if v in seen and isinstance(v.type, ir.MemRefType):
+                with ir.InsertionPoint(ret), ret.location:
+                    copy = memref.AllocOp(v.type, [], [], alignment=64).result
+                    memref.CopyOp(v, copy)
+                ret.operands[k] = copy
+            seen.add(v)
+
+
 def lower_to_llvm(module: ir.Module) -> dict[str, str]:
     """Lower a linalg-on-tensors module to the LLVM dialect, in place.
 
@@ -592,7 +620,9 @@ def lower_to_llvm(module: ir.Module) -> dict[str, str]:
     _run(module, POST_SCHEDULE_PIPELINE)
     stages["scheduled"] = str(module)
     _protect_inputs(module)
-    _run(module, BUFFERIZE_PIPELINE)
+    _run(module, f"builtin.module({_ONE_SHOT})")
+    distinct_results(module)
+    _run(module, f"builtin.module({_OUT_PARAMS})")
     _run(module, _C_WRAPPERS)
     _private_without_c_wrappers(module)
     _vector_math_to_calls(module)

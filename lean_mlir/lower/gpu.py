@@ -339,8 +339,8 @@ def _check_no_host_compute(func: ir.Operation) -> None:
 # The pipeline
 
 _BUFFERIZE = ("one-shot-bufferize{bufferize-function-boundaries=1 "
-              "function-boundary-type-conversion=identity-layout-map},"
-              "buffer-results-to-out-params{modify-public-functions=1 hoist-static-allocs=1},canonicalize")
+              "function-boundary-type-conversion=identity-layout-map}")
+_OUT_PARAMS = "buffer-results-to-out-params{modify-public-functions=1 hoist-static-allocs=1},canonicalize"
 
 
 def _extract_objects(module: ir.Module) -> list[tuple[str, bytes]]:
@@ -382,12 +382,15 @@ def lower_to_gpu(
     the device and back themselves. Returns stage texts {"gpu", "ptx", "llvm"}.
     Raises ValueError for an unusable target before any native code runs.
     """
+    from lean_mlir.lower.cpu import distinct_results
     from lean_mlir.runtime.jit import signatures_of
 
     validate_target(chip, features, format)
     with module.context, ir.Location.unknown():
         sigs = signatures_of(module)
         _run(module, _BUFFERIZE)
+        distinct_results(module)  # out-params would crash on `return %a, %a`
+        _run(module, _OUT_PARAMS)
         _copies_to_linalg(module)
         _run(module, "func.func(linalg-generalize-named-ops)")
         _parallel_first(module)
