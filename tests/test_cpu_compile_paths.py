@@ -151,3 +151,48 @@ def test_thread_split_without_coroutines(monkeypatch: pytest.MonkeyPatch) -> Non
         assert abs(v - v1) <= 1e-6 * abs(v1)
         for a, b in zip(g, g1, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("m,k,n", [(1024, 256, 1024), (64, 32, 10), (16, 24, 40), (7, 5, 3), (40, 9, 37)])
+@pytest.mark.parametrize("t", ["f32", "f64"])
+def test_transpose_folded_into_matmul(m: int, k: int, n: int, t: str) -> None:
+    """`transpose(x) @ b` (a gradient's `h.T @ g`) reads x through the matmul's A map; no transpose
+    is left; values as NumPy's, for tiled and odd shapes. `a @ transpose(w)` keeps its transpose."""
+    dt = np.float32 if t == "f32" else np.float64
+    o = lm.compile_out(lambda x, b: lm.transpose(x, (1, 0)) @ b, lm.Spec((k, m), t), lm.Spec((k, n), t))
+    sched = o.ir("scheduled")
+    assert re.search(rf"func\.func private @__lean_matmul\w*\(%arg0: tensor<{k}x{m}x{t}>", sched)
+    f_body = sched[sched.index("func.func @f("):]
+    f_body = f_body[: f_body.index("\n  }\n")]
+    assert "permutation_map" not in f_body and "scf.for" not in f_body  # no transposed copy in @f
+    rng = np.random.default_rng(4)
+    x, b = rng.standard_normal((k, m)).astype(dt), rng.standard_normal((k, n)).astype(dt)
+    tol = 1e-4 if t == "f32" else 1e-12
+    np.testing.assert_allclose(o.forward(x, b), x.T.astype(np.float64) @ b, rtol=tol, atol=tol * 10)
+    o2 = lm.compile_out(lambda a, w: a @ lm.transpose(w, (1, 0)), lm.Spec((m, k), t), lm.Spec((n, k), t))
+    a, w = rng.standard_normal((m, k)).astype(dt), rng.standard_normal((n, k)).astype(dt)
+    np.testing.assert_allclose(o2.forward(a, w), a.astype(np.float64) @ w.T, rtol=tol, atol=tol * 10)
+
+
+@pytest.mark.parametrize("shape", [(256, 1024), (3, 4, 128), (5, 64), (256, 10)])
+def test_full_reduction_any_rank(shape: tuple[int, ...]) -> None:
+    """sum(tanh(x + b)) over a whole 2-D / 3-D tensor (bias broadcast along the last axis): SIMD
+    partial sums where the last axis is a multiple of the vector length; the same module also holds
+    a scheduled matmul (the schedules' transform handles must not clash)."""
+    b_shape = shape[-1:]
+
+    def fn(x, b, p, q):  # noqa: ANN001, ANN202
+        return lm.sum(lm.tanh(x + b)) + lm.sum(p @ q)
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(shape).astype(np.float32)
+    b = rng.standard_normal(b_shape).astype(np.float32)
+    p, q = rng.standard_normal((16, 8)).astype(np.float32), rng.standard_normal((8, 32)).astype(np.float32)
+    c = lm.compile_scalar(fn, *[lm.Spec(v.shape, "f32") for v in (x, b, p, q)])
+    if shape[-1] % 64 == 0:
+        sched = c.ir("scheduled")
+        assert re.search(r"math\.tanh %\w+ : vector<64xf32>", sched)
+    want = np.tanh(x.astype(np.float64) + b).sum() + (p.astype(np.float64) @ q).sum()
+    assert abs(c.forward(x, b, p, q) - want) <= 1e-5 * max(1.0, abs(want)) * np.sqrt(x.size)
+    g = c.backward(x, b, p, q)
+    np.testing.assert_allclose(g[0], 1 - np.tanh(x.astype(np.float64) + b) ** 2, rtol=1e-4, atol=1e-5)

@@ -32,7 +32,7 @@ from mlir.dialects.transform import interpreter
 from mlir.passmanager import PassManager
 
 from . import threads as _threads
-from .outline import mark_noinline, outline_contractions
+from .outline import fold_transposes, mark_noinline, outline_contractions
 
 # Named linalg ops turned into linalg.generic before fusion (all implement the LinalgOp interface).
 # Contractions (matmul, batch_matmul) stay named so the matmul schedule can find them; fill stays
@@ -132,12 +132,15 @@ ELEMENTWISE_VECTOR: dict[str, int] = {"f32": 64, "f64": 32}
 # PARALLEL_MIN_ELEMENTS) are split into `threads()` blocks by an scf.forall, which becomes an
 # scf.parallel and then async tasks (`async-parallel-for`) run by libmlir_async_runtime's thread pool;
 # smaller problems stay on the calling thread (a dispatch costs a few microseconds).
+# Elementwise loops split only from 2^19 elements: every split loop costs LLVM about 25 ms of compile
+# time (outlined block, spawn, task), and at the big MLP's 2^18-element tanh layers the split gave no
+# measurable gain (fwd/vg/jvp within noise).
 PARALLEL_MIN_MACS = 1 << 23
+PARALLEL_MIN_ELEMENTS = 1 << 19
 
 # Each distinct matmul kind (shapes, maps, init) is outlined into one private kernel function that
 # every use calls (`lean_mlir.lower.outline`): scheduled and compiled by LLVM once per kind.
 OUTLINE_CONTRACTIONS = os.environ.get("LEAN_MLIR_OUTLINE", "1") != "0"
-PARALLEL_MIN_ELEMENTS = 1 << 17
 
 
 @cache
@@ -225,6 +228,31 @@ _DEFAULT_MAPS = {
 }
 
 
+# C = A^T B (A stored k x m): the register tile reads A[k, m:m+8] (contiguous) and B[k, n:n+32] per k
+# step, as for C = A B; the gradients' `h.T @ g` fold their transpose into these maps.
+TRANSPOSED_A_MAPS = (
+    "[affine_map<(d0, d1, d2) -> (d2, d0)>, affine_map<(d0, d1, d2) -> (d2, d1)>, "
+    "affine_map<(d0, d1, d2) -> (d0, d1)>]"
+)
+
+
+def _register_tile(inner: tuple[int, int, int], m: int, n: int) -> tuple[int, int, int]:
+    """The register tile (m, n, k) for an m x n result: the type's default (16 zmm of C) where it
+    divides; a narrower C (n < the default, e.g. the 10 outputs of a classifier layer) takes its whole
+    width as one (LLVM-widened) vector per row, with twice the rows when a row fits one register;
+    0 where nothing divides (plain loops)."""
+    im, in_, ik = inner
+    if n % in_:
+        cands = [n] if n < in_ else []
+        cands += [d for d in (in_ // 2, in_ // 4) if d and n % d == 0]
+        in_ = cands[0] if cands else 0
+        if in_ and in_ <= inner[1] // 2 and m % (2 * im) == 0:
+            im *= 2
+    if m % im:
+        im = next((d for d in (im // 2, im // 4, 1) if d and m % d == 0), 0)
+    return im, in_, ik
+
+
 def _matmul_schedules(module: ir.Module) -> tuple[list[str], list[str]]:
     """Tag schedulable contractions; return (tile+vectorize snippets, hoist snippets)."""
     tile_ops: list[str] = []
@@ -232,17 +260,21 @@ def _matmul_schedules(module: ir.Module) -> tuple[list[str], list[str]]:
     for op in _walk(module, ("linalg.matmul", "linalg.batch_matmul")):
         types = _static_tensor_types(op)
         batch = op.name == "linalg.batch_matmul"
-        if types is None or len(types) != 4 or str(op.attributes["indexing_maps"]) != _DEFAULT_MAPS[batch]:
-            continue  # dynamic shapes or transposed/broadcast variants: loops
+        if types is None or len(types) != 4:
+            continue  # dynamic shapes: loops
+        maps = str(op.attributes["indexing_maps"])
+        ta = not batch and maps == TRANSPOSED_A_MAPS
+        if maps != _DEFAULT_MAPS[batch] and not ta:
+            continue  # transposed-B or broadcast variants: loops
         elems = {_elem_name(t.element_type) for t in types}
         if len(elems) != 1 or None in elems:
             continue
         tiles = MATMUL_TILES[elems.pop()]
         a, b = types[0].shape, types[1].shape
-        m, k, n = a[-2], a[-1], b[-1]
-        im, in_, ik = tiles.inner
-        if m % im or n % in_ or k % ik or k < 2 or min(m, n, k) == 0:
-            continue  # not divisible by the register tile: plain loops
+        m, k, n = (a[-1], a[-2], b[-1]) if ta else (a[-2], a[-1], b[-1])
+        im, in_, ik = _register_tile(tiles.inner, m, n)
+        if not im or not in_ or k % ik or k < 2 or min(m, n, k) == 0:
+            continue  # no register tile divides the shape: plain loops
         pre = "1, " if batch else ""
         nl = 4 if batch else 3
         i = len(tile_ops)
@@ -331,17 +363,27 @@ def _elementwise_schedules(module: ir.Module) -> list[str]:
     return out
 
 
+def _loop_sizes(maps: list[ir.AffineMap], types: list[ir.RankedTensorType], n: int) -> list[int] | None:
+    """Static loop ranges of a linalg op from its (projected permutation) input maps."""
+    sizes: list[int | None] = [None] * n
+    for m, t in zip(maps, types, strict=True):
+        for p, e in enumerate(m.results):
+            sizes[ir.AffineDimExpr(e).position] = t.shape[p]
+    return None if None in sizes else sizes  # type: ignore[return-value]
+
+
 def _reduction_schedules(module: ir.Module) -> list[str]:
-    """Full 1-D reductions (`sum(f(x))` over a vector, the body fused in): split the reduction into
-    vector-length partial accumulators (`tile_reduction_using_for`), vectorize the partial step (so
-    the fused elementwise math runs in SIMD) and the final combination."""
+    """Full reductions (`sum(f(x))` over a tensor of any rank, the body fused in): split the innermost
+    dimension into vector-length partial accumulators (`tile_reduction_using_for`, the outer
+    dimensions by 1), vectorize the partial step (so the fused elementwise math runs in SIMD) and the
+    final combination."""
     out: list[str] = []
     for op in _walk(module, ("linalg.generic",)):
         types = _static_tensor_types(op)
         if types is None or len(op.results) != 1:
             continue
         iters = [str(it) for it in ir.ArrayAttr(op.attributes["iterator_types"])]
-        if len(iters) != 1 or "reduction" not in iters[0]:
+        if not iters or any("reduction" not in it for it in iters):
             continue
         res = types[-1]
         elem = _elem_name(res.element_type)
@@ -350,7 +392,8 @@ def _reduction_schedules(module: ir.Module) -> list[str]:
         maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
         if not all(m.is_projected_permutation for m in maps[:-1]):
             continue
-        n = next((t.shape[0] for t in types[:-1] if t.rank == 1), 0)
+        sizes = _loop_sizes(maps[:-1], types[: len(maps) - 1], len(iters))
+        n = sizes[-1] if sizes else 0
         vec = ELEMENTWISE_VECTOR[elem]
         if n < 2 * vec or n % vec:
             continue
@@ -360,8 +403,11 @@ def _reduction_schedules(module: ir.Module) -> list[str]:
         out.append(
             f"  %rd{i} = transform.structured.match attributes{{{tag}}} in %root"
             " : (!transform.any_op) -> !transform.any_op\n"
-            f"  %rf{i}, %rp{i}, %rc{i}, %rl{i} = transform.structured.tile_reduction_using_for %rd{i}"
-            f" by tile_sizes = [{vec}] : {_any4(4)}\n"
+            f"  %rf{i}, %rp{i}, %rc{i}, %rdo{i} = transform.structured.tile_reduction_using_for %rd{i}"
+            f" by tile_sizes = [{', '.join(['1'] * (len(iters) - 1) + [str(vec)])}] : {_any4(4)}\n"
+            # the innermost loop, whose accumulator the hoist keeps in registers
+            f"  %rdl{i} = transform.get_parent_op %rp{i} {{op_name = \"scf.for\"}}"
+            " : (!transform.any_op) -> !transform.any_op\n"
             f"  transform.structured.vectorize %rp{i} : !transform.any_op\n"
             f"  transform.structured.vectorize %rc{i} : !transform.any_op\n"
             f"  transform.structured.vectorize %rf{i} : !transform.any_op\n"
@@ -371,7 +417,7 @@ def _reduction_schedules(module: ir.Module) -> list[str]:
 
 def _reduction_hoists(n: int) -> list[str]:
     """Keep each partial accumulator in registers across its loop (after the vector patterns)."""
-    return [f"  transform.loop.hoist_loop_invariant_subsets %rl{i} : !transform.any_op\n" for i in range(n)]
+    return [f"  transform.loop.hoist_loop_invariant_subsets %rdl{i} : !transform.any_op\n" for i in range(n)]
 
 
 def _schedule(module: ir.Module) -> None:
@@ -549,6 +595,30 @@ def _protect_inputs(module: ir.Module) -> None:
         attrs["arg_attrs"] = ir.ArrayAttr.get(new, context=ctx)
 
 
+def distinct_results(module: ir.Module) -> None:
+    """After one-shot bufferization (CPU and GPU): where a function returns the same buffer twice
+    (`return %a, %a`), return a fresh copy for the second use.
+
+    buffer-results-to-out-params{hoist-static-allocs=1} replaces a returned alloc by its out-param
+    and erases it; a second use of the same alloc in the return then reads the erased op and crashes
+    (e.g. the VJP of exp(a + b), whose two cotangents CSE to one buffer, or two zero-size results).
+    """
+    from mlir.dialects import memref
+
+    for f in module.body.operations:
+        if f.operation.name != "func.func" or len(f.regions[0].blocks) == 0:
+            continue
+        ret = f.regions[0].blocks[0].operations[len(f.regions[0].blocks[0].operations) - 1]
+        seen: set[ir.Value] = set()
+        for k, v in enumerate(list(ret.operands)):
+            if v in seen and isinstance(v.type, ir.MemRefType):
+                with ir.InsertionPoint(ret), ret.location:
+                    copy = memref.AllocOp(v.type, [], [], alignment=64).result
+                    memref.CopyOp(v, copy)
+                ret.operands[k] = copy
+            seen.add(v)
+
+
 def _private_without_c_wrappers(module: ir.Module) -> None:
     """Private functions (outlined kernels) are only called from the module: no C wrapper."""
     for op in module.body.operations:
@@ -576,30 +646,6 @@ def _split_threads(module: ir.Module) -> list[str]:
     return spawned
 
 
-def distinct_results(module: ir.Module) -> None:
-    """After one-shot bufferization (CPU and GPU): where a function returns the same buffer twice
-    (`return %a, %a`), return a fresh copy for the second use.
-
-    buffer-results-to-out-params{hoist-static-allocs=1} replaces a returned alloc by its out-param
-    and erases it; a second use of the same alloc in the return then reads the erased op and crashes
-    (e.g. the VJP of exp(a + b), whose two cotangents CSE to one buffer, or two zero-size results).
-    """
-    from mlir.dialects import memref
-
-    for f in module.body.operations:
-        if f.operation.name != "func.func" or len(f.regions[0].blocks) == 0:
-            continue
-        ret = f.regions[0].blocks[0].operations[len(f.regions[0].blocks[0].operations) - 1]
-        seen: set[ir.Value] = set()
-        for k, v in enumerate(list(ret.operands)):
-            if v in seen and isinstance(v.type, ir.MemRefType):
-                with ir.InsertionPoint(ret), ret.location:
-                    copy = memref.AllocOp(v.type, [], [], alignment=64).result
-                    memref.CopyOp(v, copy)
-                ret.operands[k] = copy
-            seen.add(v)
-
-
 def lower_to_llvm(module: ir.Module) -> dict[str, str]:
     """Lower a linalg-on-tensors module to the LLVM dialect, in place.
 
@@ -611,6 +657,7 @@ def lower_to_llvm(module: ir.Module) -> dict[str, str]:
     _generalize(module)  # steps 1-2: tensor level
     _run(module, FUSION_PIPELINE)
     stages["linalg"] = str(module)
+    fold_transposes(module)
     if OUTLINE_CONTRACTIONS:
         outline_contractions(module)
     try:

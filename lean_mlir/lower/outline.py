@@ -66,6 +66,54 @@ def _kind_name(op: ir.Operation, types: list[ir.RankedTensorType], zero: bool, n
     return f"{KERNEL_PREFIX}{base}_{dims}_{types[-1].element_type}" + ("" if zero else "_acc") + (f"_{n}" if n else "")
 
 
+def _transpose_input(v: ir.Value) -> ir.Value | None:
+    """If `v` is produced by a 2-D transpose (a linalg.generic copying its input through the map
+    (d0, d1) -> (d1, d0)), the transposed value."""
+    op = _op(v.owner)
+    if op is None or op.name != "linalg.generic" or len(op.operands) != 2 or len(op.results) != 1:
+        return None
+    maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+    if len(maps) != 2 or maps[0].n_dims != 2 or str(maps[0]) != "(d0, d1) -> (d1, d0)" \
+            or str(maps[1]) != "(d0, d1) -> (d0, d1)":
+        return None
+    body = op.regions[0].blocks[0]
+    ops = list(body.operations)
+    if len(ops) != 1 or ops[0].name != "linalg.yield" or ops[0].operands[0] != body.arguments[0]:
+        return None
+    return op.operands[0]
+
+
+TRANSPOSED_A = ["(d0, d1, d2) -> (d2, d0)", "(d0, d1, d2) -> (d2, d1)", "(d0, d1, d2) -> (d0, d1)"]
+
+
+def fold_transposes(module: ir.Module) -> int:
+    """`linalg.matmul(transpose(x), b)` (2-D, default maps) -> `linalg.matmul` with A's map
+    (d0, d1, d2) -> (d2, d0) reading x directly (the schedule's register tile reads rows of x).
+    The transpose disappears when nothing else uses it. Returns the number of folds."""
+    ctx = module.context
+    done = 0
+    with ctx, ir.Location.unknown(ctx):
+        for op in _walk(module.operation, ("linalg.matmul",)):
+            maps = [str(ir.AffineMapAttr(m).value) for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+            if maps != ["(d0, d1, d2) -> (d0, d2)", "(d0, d1, d2) -> (d2, d1)", "(d0, d1, d2) -> (d0, d1)"]:
+                continue
+            x = _transpose_input(op.operands[0])
+            if x is None:
+                continue
+            producer = _op(op.operands[0].owner)
+            op.operands[0] = x
+            op.attributes["indexing_maps"] = ir.ArrayAttr.get(
+                [ir.AffineMapAttr.get(_parse_map(m)) for m in TRANSPOSED_A])
+            if not list(producer.results[0].uses):
+                producer.erase()
+            done += 1
+    return done
+
+
+def _parse_map(text: str) -> ir.AffineMap:
+    return ir.AffineMapAttr(ir.Attribute.parse(f"affine_map<{text}>")).value
+
+
 def outline_contractions(module: ir.Module) -> int:
     """Replace each statically shaped matmul / batch_matmul by a call of its kind's kernel.
     Returns the number of kernels created."""
