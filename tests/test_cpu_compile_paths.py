@@ -196,3 +196,18 @@ def test_full_reduction_any_rank(shape: tuple[int, ...]) -> None:
     assert abs(c.forward(x, b, p, q) - want) <= 1e-5 * max(1.0, abs(want)) * np.sqrt(x.size)
     g = c.backward(x, b, p, q)
     np.testing.assert_allclose(g[0], 1 - np.tanh(x.astype(np.float64) + b) ** 2, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("t", ["f32", "f64"])
+@pytest.mark.parametrize("shape", [(1024, 1024), (64, 48), (3, 32, 64), (48, 16), (10, 1024)])
+def test_square_tiled_transpose(shape: tuple[int, ...], t: str) -> None:
+    """Transposes of the last two axes (fused with a scale) in square tiles transposed in registers:
+    exact values, for tile-divisible shapes and ones that fall back to row vectors."""
+    dt = np.float32 if t == "f32" else np.float64
+    perm = (*range(len(shape) - 2), len(shape) - 1, len(shape) - 2)
+    o = lm.compile_out(lambda a: lm.transpose(a, perm) * 2.0, lm.Spec(shape, t))
+    w = np.random.default_rng(7).standard_normal(shape).astype(dt)
+    np.testing.assert_array_equal(o.forward(w), np.transpose(w, perm) * 2)
+    sq = cpu.TRANSPOSE_TILE[t]
+    if shape[-1] % sq == 0 and shape[-2] % sq == 0 and shape[-2] % cpu.ELEMENTWISE_VECTOR[t] == 0:
+        assert "vector.transpose" not in o.ir("scheduled") and "permutation_map" not in o.ir("scheduled")

@@ -310,6 +310,21 @@ def _matmul_schedules(module: ir.Module) -> tuple[list[str], list[str]]:
     return tile_ops, hoists
 
 
+# Elementwise loops that read an operand transposed (the innermost loop walks a strided dimension)
+# take square tiles: a tile x tile block read, transposed in registers (vector.transpose lowered to
+# shuffles) and written contiguously, instead of a gather of `vec` strided elements per row.
+TRANSPOSE_TILE: dict[str, int] = {"f32": 16, "f64": 8}
+
+
+def _transposes_inner(maps: list[ir.AffineMap], rank: int) -> bool:
+    """Some input is indexed by the innermost loop in a non-innermost position (a transposed read)."""
+    for m in maps[:-1]:
+        dims = [ir.AffineDimExpr(e).position for e in m.results]
+        if rank - 1 in dims and dims[-1] != rank - 1:
+            return True
+    return False
+
+
 def _elementwise_schedules(module: ir.Module) -> list[str]:
     """Tag all-parallel generics whose innermost dim divides the vector length; tile and vectorize."""
     out: list[str] = []
@@ -338,6 +353,9 @@ def _elementwise_schedules(module: ir.Module) -> list[str]:
         tag = f"{_TAG}_ew{i}"
         op.attributes[tag] = ir.UnitAttr.get(module.context)
         sizes = ", ".join(["1"] * (res.rank - 1) + [str(vec)])
+        sq = TRANSPOSE_TILE[elem]
+        if res.rank >= 2 and shape[-1] % sq == 0 and shape[-2] % sq == 0 and _transposes_inner(maps, res.rank):
+            sizes = ", ".join(["1"] * (res.rank - 2) + [str(sq), str(sq)])
         # threads: split the outermost dimension into `nt` blocks when the loop is large
         nt = threads()
         total = 1
@@ -441,6 +459,7 @@ def _schedule(module: ir.Module) -> None:
         '    transform.apply_patterns.vector.lower_contraction lowering_strategy = "outerproduct"\n'
         "    transform.apply_patterns.vector.lower_outerproduct\n"
         '    transform.apply_patterns.vector.lower_multi_reduction lowering_strategy = "innerreduction"\n'
+        '    transform.apply_patterns.vector.lower_transpose lowering_strategy = "shuffle_16x16"\n'
         "    transform.apply_patterns.canonicalization\n"
         "  } : !transform.any_op\n"
     )
