@@ -46,6 +46,9 @@ def check_grads(c: _Compiled, xs: Sequence[Any], order: int = 2, seed: int = 0, 
 
     Raises AssertionError naming the identity that failed. `rtol` defaults to 1e-6 (f64), 3e-3 (f32).
     """
+    if not isinstance(xs, list | tuple) or len(xs) != len(c.specs):
+        got = f"{len(xs)} values" if isinstance(xs, list | tuple) else type(xs).__name__
+        raise TypeError(f"check_grads: xs must be a list or tuple of {len(c.specs)} inputs, got {got}")
     rng = np.random.default_rng(seed)
     dtype = c.specs[0].dtype if c.specs else "f64"
     rtol = rtol if rtol is not None else max(TOLERANCE[s.dtype] for s in c.specs)

@@ -81,7 +81,7 @@ class Program:
                              f"have {sorted(self.stages)}")
         return self.stages[stage]
 
-    def run(self, name: str, arrays: Sequence[Any], what: str = "input") -> tuple[np.ndarray, ...]:
+    def run(self, name: str, arrays: Sequence[Any], what: str | Sequence[str] = "input") -> tuple[np.ndarray, ...]:
         ins, _ = self.signatures[name]
         return self._entry(name)(*coerce_inputs(ins, arrays, what))
 
@@ -105,6 +105,11 @@ class _Compiled:
         self.specs = [to_spec(s) for s in specs]
         self.wrt = normalize_wrt(wrt, len(self.specs), getattr(fn, "__name__", "fn"))
         self.backend = backend
+        # argument names for error messages, per entry point (after the inputs)
+        inputs = tuple(f"input {i}" for i in range(len(self.specs)))
+        tangents = lambda name: tuple(f"{name}[{k}] (tangent of input {i})" for k, i in enumerate(self.wrt))
+        self._labels = {"f_jvp": inputs + tangents("dxs"), "f_vjp": (*inputs, "seed"),
+                        "f_vjp_jvp": (*inputs, "seed", *tangents("vs"))}
         with make_context(), ir.Location.unknown():
             module = ir.Module.create()
             f = trace(fn, self.specs, "f", module)
@@ -128,14 +133,19 @@ class _Compiled:
             raise TypeError(f"expected {len(self.wrt)} tangents (one per wrt input {self.wrt}), got {len(dxs)}")
         return list(dxs)
 
+    def _check_xs(self, xs: Sequence[Any]) -> None:
+        _check_seq(xs, "xs")
+        if len(xs) != len(self.specs):
+            raise TypeError(f"expected {len(self.specs)} inputs, got {len(xs)}")
+
     def forward(self, *xs: Any) -> Any:
         return self._out(self.program.run("f", xs)[0])
 
     def jvp(self, xs: Sequence[Any], dxs: Sequence[Any]) -> tuple[Any, Any]:
         """(f(xs), df(xs)[dxs]) with one tangent per `wrt` input."""
-        _check_seq(xs, "xs")
+        self._check_xs(xs)
         _check_seq(dxs, "dxs")
-        y, dy = self.program.run("f_jvp", [*xs, *self._tangents(dxs)])
+        y, dy = self.program.run("f_jvp", [*xs, *self._tangents(dxs)], self._labels["f_jvp"])
         return self._out(y), self._out(dy)
 
     def _out(self, y: np.ndarray) -> Any:
@@ -168,24 +178,25 @@ class CompiledScalar(_Compiled):
         return float(y)
 
     def backward_with_seed(self, xs: Sequence[Any], seed: Any) -> tuple[np.ndarray, ...]:
-        _check_seq(xs, "xs")
-        return self.program.run("f_vjp", [*xs, seed])[1:]
+        self._check_xs(xs)
+        return self.program.run("f_vjp", [*xs, seed], self._labels["f_vjp"])[1:]
 
     def backward(self, *xs: Any) -> tuple[np.ndarray, ...]:
         """Gradients w.r.t. the `wrt` inputs, in that order (seed 1)."""
         return self.backward_with_seed(xs, 1.0)
 
     def value_and_backward(self, *xs: Any) -> tuple[float, tuple[np.ndarray, ...]]:
-        y, *grads = self.program.run("f_vjp", [*xs, 1.0])
+        self._check_xs(xs)
+        y, *grads = self.program.run("f_vjp", [*xs, 1.0], self._labels["f_vjp"])
         return float(y), tuple(grads)
 
     def hvp(self, xs: Sequence[Any], vs: Sequence[Any]) -> tuple[np.ndarray, ...]:
         """Hessian-vector products H(xs) @ vs, one per `wrt` input (the JVP of the VJP)."""
-        _check_seq(xs, "xs")
+        self._check_xs(xs)
         _check_seq(vs, "vs")
         if self._hvp_program is None:
             self._hvp_program = Program(self.program.lean_text, self.backend, ("f_vjp_jvp",), self.gpu_options)
-        outs = self._hvp_program.run("f_vjp_jvp", [*xs, 1.0, *self._tangents(vs)])
+        outs = self._hvp_program.run("f_vjp_jvp", [*xs, 1.0, *self._tangents(vs)], self._labels["f_vjp_jvp"])
         return outs[len(outs) - len(self.wrt):]
 
 
@@ -199,8 +210,8 @@ class CompiledOut(_Compiled):
 
     def vjp_with_seed(self, xs: Sequence[Any], seed: Any) -> tuple[np.ndarray, ...]:
         """Cotangents of the `wrt` inputs for the output cotangent `seed` (the output's shape)."""
-        _check_seq(xs, "xs")
-        return self.program.run("f_vjp", [*xs, seed], what="argument")
+        self._check_xs(xs)
+        return self.program.run("f_vjp", [*xs, seed], self._labels["f_vjp"])
 
 
 def _check_seq(v: Any, name: str) -> None:

@@ -61,9 +61,19 @@ class Tensor:
         raise TypeError("a traced Tensor has no truth value; use lm.maximum/lm.greater etc. instead of `if`")
 
 
+def expect_tensor(x: Any, name: str, i: int = 0) -> Tensor:
+    """`x` if it is a traced value, else a TypeError naming the op and the operand."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"lean.{name}: operand {i} must be a traced value (lm.Tensor), got {type(x).__name__}; "
+                        "ops apply to the traced function's arguments and values computed from them")
+    return x
+
+
 def emit(name: str, operands: Sequence[Tensor], shape: Sequence[int] | None = None, **attrs: Any) -> Tensor:
     """Insert `lean.<name>(operands) {attrs}` at the current insertion point."""
     op = lookup(name)
+    for i, o in enumerate(operands):
+        expect_tensor(o, name, i)
     specs = [o.spec for o in operands]
     extra = {"shape": tuple(shape)} if op.shape_from_result else {}
     try:
@@ -155,4 +165,5 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
         raise ShapeError(f"shapes {', '.join(map(str, shapes))} do not broadcast") from None
 
 
-__all__ = ["DTYPES", "Tensor", "TraceError", "as_tensor", "broadcast_shapes", "constant", "emit", "trace"]
+__all__ = ["DTYPES", "Tensor", "TraceError", "as_tensor", "broadcast_shapes", "constant", "emit", "expect_tensor",
+           "trace"]

@@ -9,7 +9,7 @@ from mlir import ir
 from mlir.dialects import arith, linalg, tensor
 
 from ..lower import linalg as LL
-from ..trace import Tensor, TraceError, broadcast_shapes, emit
+from ..trace import Tensor, TraceError, broadcast_shapes, emit, expect_tensor
 from .core import OpDef, ShapeError, Spec, check, register, same_dtype
 from .shape import broadcast_to, reshape, swap_last
 
@@ -60,6 +60,7 @@ register(OpDef(
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """NumPy's matmul: 1-D operands are promoted and squeezed, batch dimensions broadcast."""
+    a, b = expect_tensor(a, "matmul", 0), expect_tensor(b, "matmul", 1)
     if a.ndim == 0 or b.ndim == 0:
         raise TraceError(f"lean.matmul: operands must have rank >= 1, got shapes {a.shape} and {b.shape}")
     va, vb = a.ndim == 1, b.ndim == 1

@@ -9,7 +9,7 @@ from mlir import ir
 from mlir.dialects import arith, math
 
 from ..lower import linalg as LL
-from ..trace import Tensor, emit
+from ..trace import Tensor, emit, expect_tensor
 from .core import OpDef, Spec, check, normalize_axis, register
 from .elementwise import exp
 from .reduce import keep, sum
@@ -92,14 +92,14 @@ register(OpDef("logsumexp", ("x",), _lse_infer, _np_lse,
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along `axis`, computed stably (lean.softmax)."""
-    return emit("softmax", [x], axis=normalize_axis(axis, x.ndim))
+    return emit("softmax", [x], axis=normalize_axis(axis, expect_tensor(x, "softmax").ndim))
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """x - logsumexp(x) along `axis` (lean.log_softmax)."""
-    return emit("log_softmax", [x], axis=normalize_axis(axis, x.ndim))
+    return emit("log_softmax", [x], axis=normalize_axis(axis, expect_tensor(x, "log_softmax").ndim))
 
 
 def logsumexp(x: Tensor, axis: int = -1) -> Tensor:
     """log(sum(exp(x))) along `axis`, which is dropped (lean.logsumexp)."""
-    return emit("logsumexp", [x], axis=normalize_axis(axis, x.ndim))
+    return emit("logsumexp", [x], axis=normalize_axis(axis, expect_tensor(x, "logsumexp").ndim))

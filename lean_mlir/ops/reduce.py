@@ -11,7 +11,7 @@ from mlir import ir
 from mlir.dialects import arith
 
 from ..lower import linalg as LL
-from ..trace import Tensor, emit
+from ..trace import Tensor, emit, expect_tensor
 from .core import OpDef, Spec, check, normalize_axes, register
 
 
@@ -85,6 +85,7 @@ register(OpDef("max", ("x",), _max_infer, _np_reduce(np.max),
 
 def _front(name: str) -> Callable[..., Tensor]:
     def fn(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        x = expect_tensor(x, name)
         return emit(name, [x], axes=normalize_axes(axis, x.ndim), keepdims=bool(keepdims))
     fn.__name__ = name
     fn.__doc__ = f"NumPy's `{name}(x, axis=None, keepdims=False)` (lean.{name})."

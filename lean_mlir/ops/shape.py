@@ -9,7 +9,7 @@ from mlir import ir
 from mlir.dialects import linalg
 
 from ..lower import linalg as LL
-from ..trace import Tensor, emit
+from ..trace import Tensor, emit, expect_tensor
 from .core import OpDef, Spec, check, normalize_axis, register, same_dtype
 
 
@@ -44,7 +44,7 @@ register(OpDef(
 def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
     """NumPy's broadcast_to (lean.broadcast_to); a no-op when the shape already matches."""
     shape = tuple(int(d) for d in shape)
-    return x if x.shape == shape else emit("broadcast_to", [x], shape=shape)
+    return x if expect_tensor(x, "broadcast_to").shape == shape else emit("broadcast_to", [x], shape=shape)
 
 
 # ---- reshape: C order
@@ -61,6 +61,7 @@ register(OpDef(
 
 def reshape(x: Tensor, shape: Sequence[int] | int) -> Tensor:
     """NumPy's reshape in C order, with one -1 allowed (lean.reshape)."""
+    x = expect_tensor(x, "reshape")
     shape = (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
     if shape.count(-1) == 1:
         known = int(np.prod([d for d in shape if d != -1]))
@@ -90,6 +91,7 @@ register(OpDef(
 
 def transpose(x: Tensor, axes: Sequence[int] | None = None) -> Tensor:
     """NumPy's transpose: reverses the axes by default (lean.transpose)."""
+    x = expect_tensor(x, "transpose")
     perm = tuple(range(x.ndim))[::-1] if axes is None else tuple(int(a) % max(x.ndim, 1) for a in axes)
     return x if perm == tuple(range(x.ndim)) else emit("transpose", [x], permutation=perm)
 
@@ -136,6 +138,7 @@ def concatenate(xs: Sequence[Tensor], axis: int = 0) -> Tensor:
     """NumPy's concatenate, as a chain of binary lean.concatenate ops."""
     xs = list(xs)
     check(len(xs) > 0, "concatenate needs at least one array")
+    xs = [expect_tensor(x, "concatenate", i) for i, x in enumerate(xs)]
     axis = normalize_axis(axis, xs[0].ndim)
     out = xs[0]
     for x in xs[1:]:
@@ -188,10 +191,10 @@ register(OpDef(
 def slice(x: Tensor, start: Sequence[int], shape: Sequence[int]) -> Tensor:  # noqa: A001
     """The window of `shape` at `start` (unit stride), i.e. x[s0:s0+n0, ...] (lean.slice)."""
     start, shape = tuple(map(int, start)), tuple(map(int, shape))
-    return x if shape == x.shape else emit("slice", [x], shape=shape, start=start)
+    return x if shape == expect_tensor(x, "slice").shape else emit("slice", [x], shape=shape, start=start)
 
 
 def pad(x: Tensor, low: Sequence[int], shape: Sequence[int]) -> Tensor:
     """Zero-pad `x` into `shape`, with `low` elements before it on each axis (lean.pad)."""
     low, shape = tuple(map(int, low)), tuple(map(int, shape))
-    return x if shape == x.shape else emit("pad", [x], shape=shape, low=low)
+    return x if shape == expect_tensor(x, "pad").shape else emit("pad", [x], shape=shape, low=low)

@@ -14,16 +14,17 @@ def _plural(n: int, what: str) -> str:
     return f"{n} {what}" + ("" if n == 1 else "s")
 
 
-def _coerce_one(i: int, spec: tuple[tuple[int, ...], np.dtype], v: object, what: str) -> np.ndarray:
+def _coerce_one(i: int, spec: tuple[tuple[int, ...], np.dtype], v: object, what: str | Sequence[str]) -> np.ndarray:
     shape, dt = spec
+    what = f"{what} {i}" if isinstance(what, str) else what[i]  # the argument's name in messages
     dt = np.dtype(dt)
     typed = hasattr(v, "dtype")  # NumPy arrays and scalars, and other array libraries
     if isinstance(v, bool) or (not typed and isinstance(v, str | bytes)):
-        raise TypeError(f"{what} {i}: expected a {dt.name} value, got {type(v).__name__}")
+        raise TypeError(f"{what}: expected a {dt.name} value, got {type(v).__name__}")
     try:
         a = np.asarray(v)
     except Exception as e:  # ragged lists and the like
-        raise TypeError(f"{what} {i}: cannot convert {type(v).__name__} to a {dt.name} array: {e}") from e
+        raise TypeError(f"{what}: cannot convert {type(v).__name__} to a {dt.name} array: {e}") from e
     kind = a.dtype.kind
     if typed:
         if a.dtype != dt:
@@ -31,15 +32,15 @@ def _coerce_one(i: int, spec: tuple[tuple[int, ...], np.dtype], v: object, what:
                 a = a.astype(dt)
             else:
                 raise TypeError(
-                    f"{what} {i}: expected dtype {dt.name}, got {a.dtype.name} "
+                    f"{what}: expected dtype {dt.name}, got {a.dtype.name} "
                     f"(arrays are never cast implicitly; use .astype(np.{dt.name}))"
                 )
     elif kind in "fiu":
         a = a.astype(dt, copy=False)
     else:
-        raise TypeError(f"{what} {i}: expected {dt.name} values, got {a.dtype.name} ({type(v).__name__})")
+        raise TypeError(f"{what}: expected {dt.name} values, got {a.dtype.name} ({type(v).__name__})")
     if a.shape != shape:
-        raise ValueError(f"{what} {i}: expected shape {shape}, got {a.shape}")
+        raise ValueError(f"{what}: expected shape {shape}, got {a.shape}")
     if not (a.flags.c_contiguous and a.flags.aligned):
         a = np.ascontiguousarray(a)  # Fortran order, strided views, unaligned buffers: copy
         if not a.flags.aligned:
@@ -48,11 +49,13 @@ def _coerce_one(i: int, spec: tuple[tuple[int, ...], np.dtype], v: object, what:
 
 
 def coerce_inputs(
-    specs: Sequence[tuple[tuple[int, ...], np.dtype]], values: Sequence, what: str = "input"
+    specs: Sequence[tuple[tuple[int, ...], np.dtype]], values: Sequence, what: str | Sequence[str] = "input"
 ) -> list[np.ndarray]:
     """Check `values` against `specs` ((shape, dtype) per argument); return C-contiguous arrays.
 
     - The count must match: `TypeError("expected 3 inputs, got 2")`.
+    - Messages name the argument `f"{what} {i}"`, or `what[i]` when `what` is a sequence of names
+      (e.g. "seed", "dxs[0] (tangent of input 1)").
     - Python scalars, lists and tuples are converted with `np.asarray(v, dtype=spec dtype)`;
       bool, complex, string and object values are rejected (`TypeError`).
     - Values that carry a dtype (NumPy arrays and scalars, other array libraries) must have exactly
@@ -66,7 +69,8 @@ def coerce_inputs(
     The common case (correct, contiguous ndarrays) returns the same objects without copying.
     """
     if len(values) != len(specs):
-        raise TypeError(f"expected {_plural(len(specs), what)}, got {len(values)}")
+        raise TypeError(f"expected {_plural(len(specs), what if isinstance(what, str) else 'argument')}, "
+                        f"got {len(values)}")
     out = list(values)
     for i in range(len(out)):
         v = out[i]
