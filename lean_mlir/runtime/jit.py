@@ -68,6 +68,15 @@ def _load_async_runtime() -> None:
         _ASYNC_RUNTIME.append(ctypes.CDLL(runtime_lib("mlir_async_runtime"), mode=ctypes.RTLD_GLOBAL))
 
 
+_ASYNC_SYMBOLS = ("mlirAsyncRuntimeExecute", "mlirAsyncRuntimeCreateGroup", "mlirAsyncRuntimeCreateToken")
+
+
+def _uses_async_runtime(module: ir.Module) -> bool:
+    """The module calls libmlir_async_runtime (a symbol lookup: printing a big module costs ~40 ms)."""
+    table = ir.SymbolTable(module.operation)
+    return any(name in table for name in _ASYNC_SYMBOLS)
+
+
 def _data_slot_offset() -> int | None:
     """Offset of the data pointer inside a NumPy array object, if `id()` is an address (CPython)."""
     off = 2 * ctypes.sizeof(ctypes.c_void_p)  # PyObject_HEAD: ob_refcnt, ob_type
@@ -213,7 +222,7 @@ class CpuExecutable:
         shared_libs: Sequence[str] = (),
     ) -> None:
         libs = [runtime_lib("mlir_c_runner_utils"), *shared_libs]
-        if "mlirAsyncRuntime" in str(module):  # the thread split (scf.forall -> async tasks)
+        if _uses_async_runtime(module):  # the thread split (scf.forall -> async tasks)
             _load_async_runtime()
         self.engine = ExecutionEngine(module, opt_level=opt_level, shared_libs=libs,
                                       enable_object_dump=False)
