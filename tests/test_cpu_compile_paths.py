@@ -212,3 +212,24 @@ def test_square_tiled_transpose(shape: tuple[int, ...], t: str) -> None:
     sq = cpu.TRANSPOSE_TILE[t]
     if shape[-1] % sq == 0 and shape[-2] % sq == 0 and shape[-2] % cpu.ELEMENTWISE_VECTOR[t] == 0:
         assert "vector.transpose" not in o.ir("scheduled") and "permutation_map" not in o.ir("scheduled")
+
+
+def test_thread_split_coroutine_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Async ops the coroutine-free rewrite does not know fall back to the upstream lowering."""
+    from lean_mlir.lower import threads
+
+    monkeypatch.setenv("LEAN_MLIR_THREADS", "2")
+    cpu.threads.cache_clear()
+    monkeypatch.setattr(threads, "supported", lambda module: False)
+    n = 256
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    try:
+        lm.clear_cache()
+        o = lm.compile_out(lambda x, y: x @ y, lm.Spec((n, n), "f32"), lm.Spec((n, n), "f32"))
+        assert "__lean_spawn_" not in o.ir("llvm") and "mlirAsyncRuntimeExecute" in o.ir("llvm")
+        for _ in range(5):
+            np.testing.assert_allclose(o.forward(a, b), a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
+    finally:
+        lm.clear_cache()
+        cpu.threads.cache_clear()
