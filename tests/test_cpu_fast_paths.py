@@ -8,10 +8,9 @@ import re
 
 import numpy as np
 import pytest
-from mlir import ir
+from test_cpu_runtime import build
 
 from lean_mlir.lower import cpu
-from lean_mlir.runtime import jit
 
 UNARY = """
 #m = affine_map<(d0) -> (d0)>
@@ -59,14 +58,6 @@ func.func @mm(%a: tensor<{n}x{n}xf32>, %b: tensor<{n}x{n}xf32>) -> tensor<{n}x{n
 NP = {"f32": np.float32, "f64": np.float64}
 REF = {"exp": np.exp, "tanh": np.tanh, "sin": np.sin, "cos": np.cos, "log": np.log, "log1p": np.log1p,
        "expm1": np.expm1}
-
-
-def build(text: str) -> tuple[jit.CpuExecutable, dict[str, str]]:
-    with ir.Context():
-        m = ir.Module.parse(text)
-        sigs = jit.signatures_of(m)
-        stages = cpu.lower_to_llvm(m)
-        return jit.CpuExecutable(m, sigs), stages
 
 
 def inputs(op: str, n: int, dt: type) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from mlir import ir
@@ -110,6 +110,19 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(1, f"{self.prog}: error: {message}\n")
 
 
+def report_errors(prog: str, body: Callable[[], int]) -> int:
+    """Run a tool's body: any error becomes a message on stderr and exit code 1, never a traceback."""
+    try:
+        return body()
+    except ToolError as e:
+        print("\n".join(e.lines), file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{prog}: error: interrupted", file=sys.stderr)
+    except Exception as e:  # last resort: a message, never a traceback
+        print(f"{prog}: error: {type(e).__name__}: {e}", file=sys.stderr)
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog=PROG, description="Run lean and upstream MLIR passes on a .mlir file.")
     p.add_argument("input", nargs="?", default="-", help="input .mlir file ('-' or nothing: stdin)")
@@ -125,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def body() -> int:
         if args.list_passes:
             from .passes import list_passes
             print("lean passes (mix freely with upstream passes in --pass-pipeline):")
@@ -140,13 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
         return 0
-    except ToolError as e:
-        print("\n".join(e.lines), file=sys.stderr)
-    except KeyboardInterrupt:
-        print(f"{PROG}: error: interrupted", file=sys.stderr)
-    except Exception as e:  # last resort: a message, never a traceback
-        print(f"{PROG}: error: {type(e).__name__}: {e}", file=sys.stderr)
-    return 1
+
+    return report_errors(PROG, body)
 
 
 if __name__ == "__main__":

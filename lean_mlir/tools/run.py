@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from mlir import ir
 
-from .opt import ArgumentParser, ToolError, load_module, mlir_error_lines, verify_lines
+from .opt import ArgumentParser, ToolError, load_module, mlir_error_lines, report_errors, verify_lines
 
 PROG = "lean-mlir-run"
 Sig = tuple[list[tuple[tuple[int, ...], np.dtype]], list[tuple[tuple[int, ...], np.dtype]]]
@@ -141,7 +141,8 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def body() -> int:
         outputs = execute(args.input, args.entry, args.inputs, args.backend)
         if args.output_dir:
             os.makedirs(args.output_dir, exist_ok=True)
@@ -150,13 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             sys.stdout.write(show(outputs))
         return 0
-    except ToolError as e:
-        print("\n".join(e.lines), file=sys.stderr)
-    except KeyboardInterrupt:
-        print(f"{PROG}: error: interrupted", file=sys.stderr)
-    except Exception as e:  # last resort: a message, never a traceback
-        print(f"{PROG}: error: {type(e).__name__}: {e}", file=sys.stderr)
-    return 1
+
+    return report_errors(PROG, body)
 
 
 if __name__ == "__main__":
