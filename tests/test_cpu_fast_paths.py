@@ -77,7 +77,9 @@ def test_simd_math_matches_numpy(op: str, t: str) -> None:
     n = 1024
     exe, stages = build(UNARY.format(n=n, t=t, op=op))
     vm = cpu.vector_math()
-    if vm is not None and op in vm.ops:
+    if op == "tanh" and t == "f32" and cpu.FAST_TANH:
+        assert vm is None or vm.symbol(op, t) not in stages["llvm"]  # inlined rational approximation
+    elif vm is not None and op in vm.ops:
         assert vm.symbol(op, t) in stages["llvm"]  # the SIMD path was taken
     dt = NP[t]
     x = inputs(op, n, dt)
@@ -90,6 +92,32 @@ def test_simd_math_matches_numpy(op: str, t: str) -> None:
     rtol = 1e-5 if t == "f32" else 1e-13
     tiny = np.finfo(dt).tiny
     np.testing.assert_allclose(got[fin], want[fin], rtol=rtol, atol=tiny * 16)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_fast_tanh_f32_error_bound(fast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inlined f32 tanh (Eigen's / XLA's rational approximation): <= 5 ulp and <= 3e-7 absolute
+    against float64 tanh on a dense sweep and tiny |x|; exact signs, +-1 at +-inf, nan kept.
+    LEAN_MLIR_FAST_TANH=0 (FAST_TANH False) keeps libmvec."""
+    monkeypatch.setattr(cpu, "FAST_TANH", fast)
+    rng = np.random.default_rng(11)
+    sweep = np.linspace(-12, 12, 1 << 16)
+    logs = np.sign(rng.standard_normal(1 << 15)) * np.logspace(-9, 1.3, 1 << 15)
+    special = [0.0, -0.0, 1e-30, -1e-30, 4e-4, -4e-4, 3.999e-4, 7.9988, 8.0, -8.0, np.inf, -np.inf, np.nan]
+    x = np.concatenate([sweep, logs, special, np.zeros(32 - len(special))]).astype(np.float32)
+    exe, stages = build(UNARY.format(n=x.size, t="f32", op="tanh"))
+    assert ("vector.fma" in stages["llvm"] or "llvm.intr.fma" in stages["llvm"]) == fast
+    got = exe("f", x)[0]
+    want = np.tanh(x.astype(np.float64))
+    fin = np.isfinite(x)
+    err = np.abs(got[fin].astype(np.float64) - want[fin])
+    ulp = np.spacing(np.abs(want[fin]).astype(np.float32)).astype(np.float64)
+    assert err.max() <= 3e-7
+    assert (err / ulp).max() <= 5.0
+    assert np.array_equal(np.signbit(got[fin]), np.signbit(x[fin]))
+    assert got[x == np.inf].tolist() == [1.0] and got[x == -np.inf].tolist() == [-1.0]
+    assert np.isnan(got[np.isnan(x)]).all()
+    assert np.abs(got[~np.isnan(x)]).max() <= 1.0
 
 
 @pytest.mark.parametrize("t", ["f32", "f64"])

@@ -584,6 +584,54 @@ def _vector_math_to_calls(module: ir.Module, vm: VectorMath | None = None) -> in
     return len(todo)
 
 
+# f32 tanh on vectors: a rational approximation inlined as arith ops (Eigen's / XLA's CPU tanh:
+# odd degree-13 numerator over even degree-6 denominator on x clamped to [-c, c], x itself for
+# |x| < 4e-4) instead of the libmvec call, about 4x faster (a 256x1024 bias+tanh layer: 0.126 ->
+# ~0.03 ms CPU). Max error against float64 tanh: see `tests/test_cpu_fast_paths.py` (<= 3e-7 absolute,
+# <= 5 ulp away from 0). NaN propagates (minimumf/maximumf); +-inf give +-1. f64 keeps libmvec/libm.
+# LEAN_MLIR_FAST_TANH=0 turns it off.
+FAST_TANH = os.environ.get("LEAN_MLIR_FAST_TANH", "1") != "0"
+_TANH_CLAMP = 7.99881172180175781
+_TANH_ALPHA = (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
+               1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03)  # x^13 .. x^1
+_TANH_BETA = (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03)  # x^6 .. 1
+
+
+def _fast_tanh_f32(module: ir.Module) -> int:
+    """Replace `math.tanh` on f32 vectors by the rational approximation above; returns the count."""
+    from mlir.dialects import arith
+    from mlir.dialects import math as math_d
+
+    todo = [op for op in _walk(module, ("math.tanh",))
+            if isinstance(op.results[0].type, ir.VectorType)
+            and isinstance(ir.VectorType(op.results[0].type).element_type, ir.F32Type)]
+    ctx = module.context
+    with ctx, ir.Location.unknown(ctx):
+        for op in todo:
+            vt = ir.VectorType(op.results[0].type)
+            f32 = vt.element_type
+            with ir.InsertionPoint(op):
+                def splat(v: float) -> ir.Value:
+                    return arith.ConstantOp(vt, ir.DenseElementsAttr.get_splat(vt, ir.FloatAttr.get(f32, v))).result
+
+                a = op.operands[0]
+                x = arith.MaximumFOp(arith.MinimumFOp(a, splat(_TANH_CLAMP)).result, splat(-_TANH_CLAMP)).result
+                x2 = arith.MulFOp(x, x).result
+                p = splat(_TANH_ALPHA[0])
+                for c in _TANH_ALPHA[1:]:
+                    p = math_d.FmaOp(x2, p, splat(c)).result
+                p = arith.MulFOp(x, p).result
+                q = splat(_TANH_BETA[0])
+                for c in _TANH_BETA[1:]:
+                    q = math_d.FmaOp(x2, q, splat(c)).result
+                r = arith.DivFOp(p, q).result
+                tiny = arith.CmpFOp(arith.CmpFPredicate.OLT, math_d.AbsFOp(a).result, splat(0.0004)).result
+                y = arith.SelectOp(tiny, a, r).result
+            op.results[0].replace_all_uses_with(y)
+            op.erase()
+    return len(todo)
+
+
 def _zero(t: ir.Type) -> ir.Value:
     from mlir.dialects import arith
     return arith.ConstantOp(t, ir.FloatAttr.get(t, 0.0)).result
@@ -697,6 +745,8 @@ def lower_to_llvm(module: ir.Module) -> dict[str, str]:
     _run(module, f"builtin.module({_OUT_PARAMS})")
     _run(module, _C_WRAPPERS)
     _private_without_c_wrappers(module)
+    if FAST_TANH:
+        _fast_tanh_f32(module)
     _vector_math_to_calls(module)
     spawned = _split_threads(module)
     _run(module, "builtin.module(" + TO_LLVM_PIPELINE[len(_C_WRAPPERS) :])
