@@ -233,3 +233,29 @@ def test_thread_split_coroutine_fallback(monkeypatch: pytest.MonkeyPatch) -> Non
     finally:
         lm.clear_cache()
         cpu.threads.cache_clear()
+
+
+def test_narrow_register_tile_rows() -> None:
+    """A narrow C (n below the register tile's width, e.g. a 10-class layer) doubles the tile's rows
+    only when A is read transposed (contiguous A column); with A read by rows it keeps the default."""
+    inner = cpu.MATMUL_TILES["f32"].inner
+    assert cpu._register_tile(inner, 256, 10) == (inner[0], 10, 1)
+    assert cpu._register_tile(inner, 256, 10, transposed_a=True) == (2 * inner[0], 10, 1)
+    assert cpu._register_tile(inner, 256, 16) == (inner[0], 16, 1)
+    assert cpu._register_tile(inner, 256, 64) == inner
+    assert cpu._register_tile(inner, 12, 10, transposed_a=True) == (4, 10, 1)  # 16 does not divide 12
+
+
+@pytest.mark.parametrize("m,k,n", [(256, 1024, 10), (64, 256, 10), (48, 7, 12), (24, 33, 8), (40, 9, 16)])
+@pytest.mark.parametrize("t", ["f32", "f64"])
+def test_narrow_matmul_matches_numpy(m: int, k: int, n: int, t: str) -> None:
+    """`a @ w` and `x.T @ g` with a narrow result (n <= 16) against NumPy, f32 and f64."""
+    dt = np.float32 if t == "f32" else np.float64
+    rng = np.random.default_rng(8)
+    tol = 1e-4 if t == "f32" else 1e-12
+    o = lm.compile_out(lambda a, w: a @ w, lm.Spec((m, k), t), lm.Spec((k, n), t))
+    a, w = rng.standard_normal((m, k)).astype(dt), rng.standard_normal((k, n)).astype(dt)
+    np.testing.assert_allclose(o.forward(a, w), a.astype(np.float64) @ w, rtol=tol, atol=tol * 10)
+    o2 = lm.compile_out(lambda x, g: lm.transpose(x, (1, 0)) @ g, lm.Spec((k, m), t), lm.Spec((k, n), t))
+    x, g = rng.standard_normal((k, m)).astype(dt), rng.standard_normal((k, n)).astype(dt)
+    np.testing.assert_allclose(o2.forward(x, g), x.T.astype(np.float64) @ g, rtol=tol, atol=tol * 10)
