@@ -8,11 +8,11 @@ from .lower.gpu import DeviceUnavailableError
 from .ops import *  # noqa: F403 - the op functions: lm.exp, lm.matmul, ...
 from .ops import __all__ as _ops_all
 from .ops.core import ShapeError, Spec, f32, f64
-from .trace import Tensor, TraceError, trace
+from .trace import Tensor, TraceError, trace, trace_ir
 from .verify import VerificationError, verify
 
 __all__ = [
     "CompiledOut", "CompiledScalar", "DeviceUnavailableError", "ShapeError", "Spec", "Tensor", "TraceError",
     "VerificationError", "check_grads", "clear_cache", "compile_out", "compile_scalar", "f32", "f64",
-    "make_context", "trace", "verify", *_ops_all,
+    "make_context", "trace", "trace_ir", "verify", *_ops_all,
 ]

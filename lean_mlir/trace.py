@@ -158,6 +158,19 @@ def trace(fn: Callable[..., Any], specs: Sequence[Any], name: str = "f",
     return f
 
 
+def trace_ir(fn: Callable[..., Any], *specs: Any, name: str | None = None) -> str:
+    """The verified lean IR of `fn` traced over `specs`: a module holding `func.func @name`
+    (default: the function's own name)."""
+    from .context import make_context
+    from .verify import verify
+
+    with make_context(), ir.Location.unknown():
+        module = ir.Module.create()
+        trace(fn, specs, name or getattr(fn, "__name__", "f"), module)
+        verify(module)
+        return str(module)
+
+
 def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     try:
         return tuple(np.broadcast_shapes(*shapes))

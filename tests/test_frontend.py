@@ -10,11 +10,7 @@ import lean_mlir as lm
 
 
 def _trace(fn, *specs) -> str:
-    with lm.make_context(), ir.Location.unknown():
-        m = ir.Module.create()
-        lm.trace(fn, specs, module=m)
-        lm.verify(m)
-        return str(m)
+    return lm.trace_ir(fn, *specs, name="f")
 
 
 def test_specs() -> None:

@@ -615,7 +615,7 @@ def _fast_tanh_f32(module: ir.Module) -> int:
             vt = ir.VectorType(op.results[0].type)
             f32 = vt.element_type
             with ir.InsertionPoint(op):
-                def splat(v: float) -> ir.Value:
+                def splat(v: float, vt: ir.VectorType = vt, f32: ir.Type = f32) -> ir.Value:
                     return arith.ConstantOp(vt, ir.DenseElementsAttr.get_splat(vt, ir.FloatAttr.get(f32, v))).result
 
                 a = op.operands[0]

@@ -1,16 +1,6 @@
 # Tracing makes NumPy broadcasting explicit: lean's binary ops take operands of one type.
 # RUN: %python %s | FileCheck %s
-from mlir import ir
-
 import lean_mlir as lm
-
-
-def show(fn, *specs):
-    with lm.make_context(), ir.Location.unknown():
-        module = ir.Module.create()
-        lm.trace(fn, specs, fn.__name__, module)
-        lm.verify(module)
-        print(module)
 
 
 # CHECK-LABEL: func.func @add_bias(%arg0: tensor<2x3xf32>, %arg1: tensor<3xf32>) -> tensor<2x3xf32>
@@ -21,7 +11,7 @@ def add_bias(x, b):
     return x + b
 
 
-show(add_bias, lm.f32[2, 3], lm.f32[3])
+print(lm.trace_ir(add_bias, lm.f32[2, 3], lm.f32[3]))
 
 
 # Both operands stretch: (4, 1) and (3,) broadcast to (4, 3).
@@ -33,7 +23,7 @@ def outer(a, b):
     return a * b
 
 
-show(outer, lm.f64[4, 1], lm.f64[3])
+print(lm.trace_ir(outer, lm.f64[4, 1], lm.f64[3]))
 
 
 # Python scalars become splat constants of the traced value's shape and element type.
@@ -46,7 +36,7 @@ def affine(x):
     return 2.0 * x - 1
 
 
-show(affine, lm.f64[3])
+print(lm.trace_ir(affine, lm.f64[3]))
 
 # A rank-0 input is a scalar; it broadcasts like any other operand.
 # CHECK-LABEL: func.func @scalar_input(%arg0: tensor<f32>, %arg1: tensor<2x2xf32>) -> tensor<2x2xf32>
@@ -56,4 +46,4 @@ def scalar_input(s, x):
     return lm.maximum(s, x)
 
 
-show(scalar_input, lm.f32[()], lm.f32[2, 2])
+print(lm.trace_ir(scalar_input, lm.f32[()], lm.f32[2, 2]))

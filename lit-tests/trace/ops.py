@@ -1,17 +1,7 @@
 # Front-end conveniences normalize to the dialect's canonical attributes.
 # RUN: %python %s | FileCheck %s
 # ruff: noqa: E501 - FileCheck lines
-from mlir import ir
-
 import lean_mlir as lm
-
-
-def show(fn, *specs):
-    with lm.make_context(), ir.Location.unknown():
-        module = ir.Module.create()
-        lm.trace(fn, specs, fn.__name__, module)
-        lm.verify(module)
-        print(module)
 
 
 # Negative axes are normalized; axis=None reduces over every axis; keepdims keeps size-1 dims.
@@ -23,7 +13,7 @@ def reductions(x):
     return x.sum(axis=-1), lm.mean(x, axis=(2, 0), keepdims=True), lm.max(x)
 
 
-show(reductions, lm.f32[2, 3, 4])
+print(lm.trace_ir(reductions, lm.f32[2, 3, 4]))
 
 
 # softmax(axis=-1) is stored with a non-negative axis; transpose defaults to reversing the axes.
@@ -36,7 +26,7 @@ def layers(x):
     return lm.concatenate([t, t], axis=0)
 
 
-show(layers, lm.f64[2, 3])
+print(lm.trace_ir(layers, lm.f64[2, 3]))
 
 
 # conv2d takes int or pair stride/padding and stores pairs.
@@ -46,7 +36,7 @@ def conv(x, w):
     return lm.conv2d(x, w, stride=2, padding=1)
 
 
-show(conv, lm.f32[1, 2, 6, 6], lm.f32[4, 2, 3, 3])
+print(lm.trace_ir(conv, lm.f32[1, 2, 6, 6], lm.f32[4, 2, 3, 3]))
 
 
 # Shape errors surface while tracing, naming the op, the operand specs and the user's line.
@@ -55,7 +45,7 @@ def bad(a, b):
 
 
 try:
-    show(bad, lm.f32[2, 3], lm.f32[4, 5])
+    print(lm.trace_ir(bad, lm.f32[2, 3], lm.f32[4, 5]))
 except lm.TraceError as e:
     print("TraceError:", e)
 # CHECK: TraceError: lean.matmul: contraction dimensions differ: 3 and 4 (operands: f32[2, 3], f32[4, 5]) at {{.*}}ops.py:[[#@LINE-7]]:1
