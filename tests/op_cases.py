@@ -30,6 +30,12 @@ class Case:
             out.append(a.astype(lm.Spec((), dtype).np_dtype))
         return out
 
+    def directions(self, out_spec: lm.Spec, dtype: str = "f64") -> tuple[list[np.ndarray], np.ndarray]:
+        """Random tangents (one per input) and an output seed, for comparing two back ends."""
+        rng = np.random.default_rng(1)
+        dxs = [rng.standard_normal(s.shape).astype(s.np_dtype) for s in self.specs(dtype)]
+        return dxs, rng.standard_normal(out_spec.shape).astype(out_spec.np_dtype)
+
     def specs(self, dtype: str = "f64") -> list[lm.Spec]:
         return [lm.Spec(s, dtype) for s in self.shapes]
 
