@@ -11,7 +11,8 @@ Workloads
   ew              sum(exp(sin(x) * x + tanh(x))) over 1e6 floats: forward, value+grad, JVP.
   matmul N        C = A @ B, N = 1024, 2048: GFLOP/s (higher is better; the ratio is peer/lean_mlir).
   tiny-call       sum(x * x) over 4 floats: the per-call overhead.
-Cells are median wall times; "ratio" is lean_mlir / best peer (<= 1.0 means lean_mlir is at least as fast).
+Cells are median wall times, the systems of a cell sampled in turn (round-robin) so that the load of a shared
+machine hits them alike; "ratio" is lean_mlir / best peer (<= 1.0 means lean_mlir is at least as fast).
 Compile times are first-call times (tracing + derivation + lowering + LLVM for lean_mlir).
 """
 
@@ -48,22 +49,33 @@ PEERS = ["numpy", "jax", "torch", "torch.compile"]
 COMPILE: list[tuple[str, str, float]] = []  # (workload, system, seconds)
 
 
-def timeit(fn: Callable[[], Any], budget: float, min_reps: int = 5) -> float:
-    """Median seconds per call: calls are batched so one sample lasts >= ~1 ms."""
-    for _ in range(3):
+def timeit_side_by_side(fns: dict[str, Callable[[], Any]], budget: float, rounds: int = 3,
+                        settle: float = 0.15) -> dict[str, float]:
+    """Median seconds per call of each function. The systems take turns in `rounds` blocks each (in a
+    rotating order), so that a change in the load of this shared machine hits all of them alike. A
+    block starts with `settle` seconds of untimed calls: the previous system's worker threads may
+    still be spinning (OpenBLAS's spin for ~0.1 s after a call) and would halve this one's cores."""
+    inner: dict[str, int] = {}
+    for name, fn in fns.items():
         fn()
-    t0 = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - t0, 1e-7)
-    inner = max(1, int(1e-3 / one))
-    reps = max(min_reps, min(200, int(budget / (one * inner))))
-    samples = []
-    for _ in range(reps):
         t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        samples.append((time.perf_counter() - t0) / inner)
-    return statistics.median(samples)
+        fn()
+        inner[name] = max(1, int(1e-3 / max(time.perf_counter() - t0, 1e-7)))  # calls per ~1 ms sample
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    names = list(fns)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            fn, n = fns[name], inner[name]
+            end = time.perf_counter() + settle
+            while time.perf_counter() < end:
+                fn()
+            end = time.perf_counter() + budget / rounds
+            while len(samples[name]) < 2 * (r + 1) or time.perf_counter() < end:
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    fn()
+                samples[name].append((time.perf_counter() - t0) / n)
+    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def first_call(name: str, system: str, build: Callable[[], Callable[[], Any]]) -> Callable[[], Any] | None:
@@ -232,18 +244,21 @@ def run_cells(name: str, arrays: list[np.ndarray], jvp_arg: int, argnums: tuple[
     c_jvp = first_call(name + " jvp", "lean_mlir",
                        lambda: (lambda c: (lambda: c.jvp(arrays, [dx])))(
                            lm.compile_scalar(lean_fn, *specs, wrt=[jvp_arg])))
+    # every system's callable per cell (first calls above and below record the compile times), then
+    # one interleaved measurement per cell
+    cells: dict[str, dict[str, Callable[[], Any]]] = {k: {} for k in results}
     if c_all is not None:
         c = lm.compile_scalar(lean_fn, *specs, wrt=list(argnums))
-        results["fwd"]["lean_mlir"] = timeit(lambda: c.forward(*arrays), budget)
-        results["vg"]["lean_mlir"] = timeit(lambda: c.value_and_backward(*arrays), budget)
+        cells["fwd"]["lean_mlir"] = lambda: c.forward(*arrays)
+        cells["vg"]["lean_mlir"] = lambda: c.value_and_backward(*arrays)
     if c_jvp is not None:
         cj = lm.compile_scalar(lean_fn, *specs, wrt=[jvp_arg])
-        results["jvp"]["lean_mlir"] = timeit(lambda: cj.jvp(arrays, [dx]), budget)
+        cells["jvp"]["lean_mlir"] = lambda: cj.jvp(arrays, [dx])
 
     # numpy (hand-written derivatives)
-    results["fwd"]["numpy"] = timeit(lambda: np_fns["fwd"](*arrays), budget)
-    results["vg"]["numpy"] = timeit(lambda: np_fns["vg"](*arrays), budget)
-    results["jvp"]["numpy"] = timeit(lambda: np_fns["jvp"](*arrays, dx), budget)
+    cells["fwd"]["numpy"] = lambda: np_fns["fwd"](*arrays)
+    cells["vg"]["numpy"] = lambda: np_fns["vg"](*arrays)
+    cells["jvp"]["numpy"] = lambda: np_fns["jvp"](*arrays, dx)
 
     if jax is not None and jax_loss is not None:
         ja = [jnp.asarray(a) for a in arrays]
@@ -253,7 +268,7 @@ def run_cells(name: str, arrays: list[np.ndarray], jvp_arg: int, argnums: tuple[
             args = ja + ([jdx] if cell == "jvp" else [])
             f = first_call(f"{name} {cell}", "jax", lambda fn=fn, args=args: (lambda: block(fn(*args))))
             if f is not None:
-                results[cell]["jax"] = timeit(f, budget)
+                cells[cell]["jax"] = f
     if torch is not None and torch_loss is not None:
         ta = [torch.from_numpy(a) for a in arrays]
         tdx = torch.from_numpy(dx)
@@ -263,7 +278,9 @@ def run_cells(name: str, arrays: list[np.ndarray], jvp_arg: int, argnums: tuple[
                 args = ta + ([tdx] if cell == "jvp" else [])
                 f = first_call(f"{name} {cell}", system, lambda fn=fn, args=args: (lambda: fn(*args)))
                 if f is not None:
-                    results[cell][system] = timeit(f, budget)
+                    cells[cell][system] = f
+    for cell, fns_of_cell in cells.items():
+        results[cell] = timeit_side_by_side(fns_of_cell, budget)
     for cell in ("fwd", "vg", "jvp"):
         rows.append((f"{name} {cell}", results[cell], "time"))
 
@@ -326,42 +343,44 @@ def bench_ew(n: int, budget: float, rows: list) -> None:
 def bench_matmul(n: int, budget: float, rows: list) -> None:
     rng = np.random.default_rng(2)
     a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
-    res: dict[str, float] = {}
+    fns: dict[str, Callable[[], Any]] = {}
     name = f"matmul {n}"
     f = first_call(name, "lean_mlir", lambda: (lambda o: (lambda: o.forward(a, b)))(
         lm.compile_out(lambda x, y: x @ y, lm.Spec((n, n), "f32"), lm.Spec((n, n), "f32"))))
     if f is not None:
         check_lean(name, f(), a @ b, rtol=1e-4)
-        res["lean_mlir"] = timeit(f, budget)
-    res["numpy"] = timeit(lambda: a @ b, budget)
+        fns["lean_mlir"] = f
+    fns["numpy"] = lambda: a @ b
     if jax is not None:
         ja, jb = jnp.asarray(a), jnp.asarray(b)
         mm = jax.jit(lambda x, y: x @ y)
         g = first_call(name, "jax", lambda: (lambda: block(mm(ja, jb))))
         if g is not None:
-            res["jax"] = timeit(g, budget)
+            fns["jax"] = g
     if torch is not None:
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        res["torch"] = timeit(lambda: ta @ tb, budget)
+        fns["torch"] = lambda: ta @ tb
+    res = timeit_side_by_side(fns, budget)
     rows.append((name, {k: 2 * n**3 / v / 1e9 for k, v in res.items()}, "gflops"))
 
 
 def bench_tiny(budget: float, rows: list) -> None:
     x = np.arange(4, dtype=np.float32)
-    res: dict[str, float] = {}
+    fns: dict[str, Callable[[], Any]] = {}
     f = first_call("tiny-call", "lean_mlir", lambda: (lambda c: (lambda: c.forward(x)))(
         lm.compile_scalar(lambda v: lm.sum(v * v), lm.Spec((4,), "f32"))))
     if f is not None:
-        res["lean_mlir"] = timeit(f, budget)
-    res["numpy"] = timeit(lambda: float((x * x).sum()), budget)
+        fns["lean_mlir"] = f
+    fns["numpy"] = lambda: float((x * x).sum())
     if jax is not None:
         jx = jnp.asarray(x)
         g = jax.jit(lambda v: (v * v).sum())
         block(g(jx))
-        res["jax"] = timeit(lambda: block(g(jx)), budget)
+        fns["jax"] = lambda: block(g(jx))
     if torch is not None:
         tx = torch.from_numpy(x)
-        res["torch"] = timeit(lambda: (tx * tx).sum(), budget)
+        fns["torch"] = lambda: (tx * tx).sum()
+    res = timeit_side_by_side(fns, budget)
     rows.append(("tiny-call", res, "time"))
 
 

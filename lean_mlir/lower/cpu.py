@@ -31,6 +31,8 @@ from mlir.dialects import vector as vector_d
 from mlir.dialects.transform import interpreter
 from mlir.passmanager import PassManager
 
+from lean_mlir.runtime import pool
+
 from . import threads as _threads
 from .outline import fold_transposes, mark_noinline, outline_contractions
 
@@ -153,6 +155,8 @@ OUTLINE_CONTRACTIONS = os.environ.get("LEAN_MLIR_OUTLINE", "1") != "0"
 def threads() -> int:
     """Blocks a large loop is split into: LEAN_MLIR_THREADS, else the CPUs this process may use."""
     env = os.environ.get("LEAN_MLIR_THREADS")
+    if not pool.supported():
+        return 1  # no worker pool on this platform
     if env:
         return max(1, int(env))
     try:
@@ -428,10 +432,26 @@ def _reduction_schedules(module: ir.Module) -> list[str]:
         i = len(out)
         tag = f"{_TAG}_red{i}"
         op.attributes[tag] = ir.UnitAttr.get(module.context)
+        nt = threads()
+        total = 1
+        for d in sizes or ():
+            total *= d
+        src = f"%rd{i}"
+        pre = ""
+        if nt > 1 and total >= PARALLEL_MIN_ELEMENTS:
+            # chunks must hold whole vectors: 1e6 = 2 x 500000 takes 32-lane f32 steps, not 64
+            vec = next((v for v in (vec, vec // 2, vec // 4) if n % (nt * v) == 0), 0) or vec
+        if nt > 1 and total >= PARALLEL_MIN_ELEMENTS and n % (nt * vec) == 0:
+            # threads: each reduces an n/nt chunk of the innermost dimension into its own partial
+            pre = (f"  %rtf{i}, %rts{i}, %rtc{i}, %rtl{i} = transform.structured.tile_reduction_using_forall"
+                   f" %rd{i} by num_threads = [{', '.join(['0'] * (len(iters) - 1) + [str(nt)])}]"
+                   f" : {_any4(4)}\n")
+            src = f"%rts{i}"
         out.append(
             f"  %rd{i} = transform.structured.match attributes{{{tag}}} in %root"
             " : (!transform.any_op) -> !transform.any_op\n"
-            f"  %rf{i}, %rp{i}, %rc{i}, %rdo{i} = transform.structured.tile_reduction_using_for %rd{i}"
+            + pre
+            + f"  %rf{i}, %rp{i}, %rc{i}, %rdo{i} = transform.structured.tile_reduction_using_for {src}"
             f" by tile_sizes = [{', '.join(['1'] * (len(iters) - 1) + [str(vec)])}] : {_any4(4)}\n"
             # the innermost loop, whose accumulator the hoist keeps in registers
             f"  %rdl{i} = transform.get_parent_op %rp{i} {{op_name = \"scf.for\"}}"

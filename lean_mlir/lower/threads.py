@@ -3,17 +3,15 @@
 upstream lowering of `async.execute` (async-to-async-runtime) makes every launch an LLVM coroutine,
 and coroutines are expensive to compile: on the big MLP (25 split loops) they doubled the LLVM time.
 
-Here each `async.execute { func.call @parallel_compute_fn_K(args) }` becomes a plain call of
-`@__lean_spawn_K(args) -> !llvm.ptr` (a token), and the group ops become calls of the async runtime's
-C API (`mlirAsyncRuntimeCreateGroup`, `...AddTokenToGroup`, `...AwaitAllInGroup`, `...DropRef`).
-After conversion to the LLVM dialect, `define_spawns` gives each `@__lean_spawn_K` a body: copy the
-arguments into a malloc'ed context, create a token, and hand `@__lean_task_K(ctx)` to the runtime's
-thread pool (`mlirAsyncRuntimeExecute(ctx, fn)`, which calls `fn(ctx)` on a worker); the task loads
-the arguments, calls `@parallel_compute_fn_K`, frees the context and emplaces the token.
-
-Token references: a token is created with 2 (one for the caller, one for the task); the task's
-`EmplaceToken` drops one, the caller drops its own after adding the token to the group. A group is
-created with 1 reference, dropped by the caller after `AwaitAllInGroup`.
+Here the async ops become plain calls of functions this module defines after conversion to the
+LLVM dialect (`define_spawns`):
+- `async.create_group` -> `@__lean_group_create()`: a malloc'ed counter of pending blocks;
+- `async.execute` + its `async.add_to_group` -> `@__lean_spawn_K(args..., group)`: copy the
+  arguments into a malloc'ed context, count the block in, and hand `@__lean_task_K(ctx)` to the
+  process's worker pool (`__lean_pool_submit`, `lean_mlir.runtime.pool`), which runs it on a spinning
+  worker or, with none free, right away on the calling thread; the task calls
+  `@parallel_compute_fn_K`, frees the context and counts the block out (release);
+- `async.await_all` -> `@__lean_group_wait(group)`: spin until the counter is 0 (acquire), free it.
 """
 
 from __future__ import annotations
@@ -22,8 +20,12 @@ from mlir import ir
 from mlir.dialects import arith
 from mlir.dialects import func as func_d
 
+from lean_mlir.runtime.pool import SUBMIT_SYMBOL, pause_instruction
+
 SPAWN_PREFIX = "__lean_spawn_"
 TASK_PREFIX = "__lean_task_"
+GROUP_CREATE = "__lean_group_create"
+GROUP_WAIT = "__lean_group_wait"
 
 PARALLEL_FOR = "async-parallel-for{{async-dispatch=0 num-workers={workers} min-task-size=1}}"
 
@@ -58,8 +60,10 @@ def supported(module: ir.Module) -> bool:
             bad.append(op.name)
         if op.name == "async.execute":
             body = list(op.regions[0].blocks[0].operations)
+            uses = list(op.results[0].uses) if len(op.results) == 1 else []
             if (len(op.operands) or len(op.results) != 1 or len(body) != 2 or body[0].name != "func.call"
-                    or body[1].name != "async.yield" or len(body[0].results)):
+                    or body[1].name != "async.yield" or len(body[0].results) or len(uses) != 1
+                    or uses[0].owner.name != "async.add_to_group" or len(list(uses[0].owner.results[0].uses))):
                 bad.append("async.execute")
         return ir.WalkResult.ADVANCE
 
@@ -73,53 +77,35 @@ def async_to_runtime_calls(module: ir.Module) -> list[str]:
     ctx = module.context
     with ctx, ir.Location.unknown(ctx):
         ptr = ir.Type.parse("!llvm.ptr")
-        i64 = ir.IntegerType.get_signless(64)
         syms = _symbols(module)
         declared: set[str] = set()
 
-        def declare(name: str, ins: list[ir.Type], outs: list[ir.Type]) -> None:
-            if name in declared or name in syms:
-                return
-            declared.add(name)
-            with ir.InsertionPoint.at_block_begin(module.body):
-                func_d.FuncOp(name, ir.FunctionType.get(ins, outs), visibility="private")
-
         def call(name: str, ins: list[ir.Value], outs: list[ir.Type]) -> ir.Operation:
-            declare(name, [v.type for v in ins], outs)
+            if name not in declared and name not in syms:
+                declared.add(name)
+                with ir.InsertionPoint.at_block_begin(module.body):
+                    func_d.FuncOp(name, ir.FunctionType.get([v.type for v in ins], outs), visibility="private")
             return func_d.CallOp(outs, name, ins).operation
 
-        def one() -> ir.Value:
-            return arith.ConstantOp(i64, 1).result
-
+        for op in _walk(module.operation, "async.create_group"):
+            with ir.InsertionPoint(op):
+                g = call(GROUP_CREATE, [], [ptr]).result
+            op.results[0].replace_all_uses_with(g)
+            op.erase()
         spawned: list[str] = []
         for op in _walk(module.operation, "async.execute"):
             inner = op.regions[0].blocks[0].operations[0]
             callee = ir.FlatSymbolRefAttr(inner.attributes["callee"]).value
             if callee not in spawned:
                 spawned.append(callee)
-            with ir.InsertionPoint(op):
-                tok = call(SPAWN_PREFIX + callee, list(inner.operands), [ptr]).result
-            op.results[0].replace_all_uses_with(tok)
-            op.erase()
-        for op in _walk(module.operation, "async.create_group"):
-            with ir.InsertionPoint(op):
-                n = arith.IndexCastOp(i64, op.operands[0]).result
-                g = call("mlirAsyncRuntimeCreateGroup", [n], [ptr]).result
-            op.results[0].replace_all_uses_with(g)
-            op.erase()
-        for op in _walk(module.operation, "async.add_to_group"):
-            tok, g = op.operands[0], op.operands[1]
-            with ir.InsertionPoint(op):
-                rank = call("mlirAsyncRuntimeAddTokenToGroup", [tok, g], [i64]).result
-                call("mlirAsyncRuntimeDropRef", [tok, one()], [])
-                if len(op.results) and len(list(op.results[0].uses)):
-                    op.results[0].replace_all_uses_with(arith.IndexCastOp(ir.IndexType.get(), rank).result)
+            add = next(iter(op.results[0].uses)).owner  # `supported`: the token's one use
+            with ir.InsertionPoint(add):
+                call(SPAWN_PREFIX + callee, [*inner.operands, add.operands[1]], [])
+            add.erase()
             op.erase()
         for op in _walk(module.operation, "async.await_all"):
-            g = op.operands[0]
             with ir.InsertionPoint(op):
-                call("mlirAsyncRuntimeAwaitAllInGroup", [g], [])
-                call("mlirAsyncRuntimeDropRef", [g, one()], [])
+                call(GROUP_WAIT, [op.operands[0]], [])
             op.erase()
     return spawned
 
@@ -158,18 +144,36 @@ def propagate_constants(module: ir.Module, callees: list[str]) -> int:
 
 
 def define_spawns(module: ir.Module, callees: list[str]) -> None:
-    """After conversion to the LLVM dialect: bodies for `@__lean_spawn_K` and `@__lean_task_K`."""
+    """After conversion to the LLVM dialect: bodies for the group functions, `@__lean_spawn_K` and
+    `@__lean_task_K` (see the module doc)."""
     if not callees:
         return
     syms = _symbols(module)
-    text: list[str] = []
-    needed_decls = {
+    pause = pause_instruction()
+    decls = {
         "malloc": "llvm.func @malloc(i64) -> !llvm.ptr",
         "free": "llvm.func @free(!llvm.ptr)",
-        "mlirAsyncRuntimeCreateToken": "llvm.func @mlirAsyncRuntimeCreateToken() -> !llvm.ptr",
-        "mlirAsyncRuntimeEmplaceToken": "llvm.func @mlirAsyncRuntimeEmplaceToken(!llvm.ptr)",
-        "mlirAsyncRuntimeExecute": "llvm.func @mlirAsyncRuntimeExecute(!llvm.ptr, !llvm.ptr)",
+        SUBMIT_SYMBOL: f"llvm.func @{SUBMIT_SYMBOL}(!llvm.ptr, !llvm.ptr)",
     }
+    text = [f"llvm.func internal @{GROUP_CREATE}() -> !llvm.ptr {{",
+            "  %size = llvm.mlir.constant(64 : i64) : i64",
+            "  %zero = llvm.mlir.constant(0 : i64) : i64",
+            "  %g = llvm.call @malloc(%size) : (i64) -> !llvm.ptr",
+            "  llvm.store %zero, %g : i64, !llvm.ptr",
+            "  llvm.return %g : !llvm.ptr", "}",
+            f"llvm.func internal @{GROUP_WAIT}(%g: !llvm.ptr) {{",
+            "  %zero = llvm.mlir.constant(0 : i64) : i64",
+            "  llvm.br ^check",
+            "^check:",
+            "  %n = llvm.load %g atomic acquire {alignment = 8 : i64} : !llvm.ptr -> i64",
+            '  %done = llvm.icmp "eq" %n, %zero : i64',
+            "  llvm.cond_br %done, ^free, ^pause",
+            "^pause:",
+            f'  llvm.inline_asm has_side_effects "{pause}", "" : () -> ()',
+            "  llvm.br ^check",
+            "^free:",
+            "  llvm.call @free(%g) : (!llvm.ptr) -> ()",
+            "  llvm.return", "}"]
     for callee in callees:
         f = syms[callee]
         ftype = ir.TypeAttr(f.attributes["function_type"]).value
@@ -179,39 +183,38 @@ def define_spawns(module: ir.Module, callees: list[str]) -> None:
         types = [_full_type(t.strip()) for t in _split_types(params)] if params else []
         struct = "!llvm.struct<(" + ", ".join(types + ["ptr"]) + ")>"
         n = len(types)
-        args = ", ".join(f"%a{i}: {t}" for i, t in enumerate(types))
-        lines = [f"llvm.func internal @{SPAWN_PREFIX}{callee}({args}) -> !llvm.ptr {{",
+        args = ", ".join([f"%a{i}: {t}" for i, t in enumerate(types)] + ["%g: !llvm.ptr"])
+        lines = [f"llvm.func internal @{SPAWN_PREFIX}{callee}({args}) {{",
                  "  %null = llvm.mlir.zero : !llvm.ptr",
+                 "  %one = llvm.mlir.constant(1 : i64) : i64",
                  f"  %end = llvm.getelementptr %null[1] : (!llvm.ptr) -> !llvm.ptr, {struct}",
                  "  %size = llvm.ptrtoint %end : !llvm.ptr to i64",
                  "  %ctx = llvm.call @malloc(%size) : (i64) -> !llvm.ptr"]
-        for i, t in enumerate(types):
+        for i, t in enumerate([*types, "!llvm.ptr"]):
+            v = f"%a{i}" if i < n else "%g"
             lines += [f"  %p{i} = llvm.getelementptr %ctx[0, {i}] : (!llvm.ptr) -> !llvm.ptr, {struct}",
-                      f"  llvm.store %a{i}, %p{i} : {t}, !llvm.ptr"]
-        lines += ["  %tok = llvm.call @mlirAsyncRuntimeCreateToken() : () -> !llvm.ptr",
-                  f"  %pt = llvm.getelementptr %ctx[0, {n}] : (!llvm.ptr) -> !llvm.ptr, {struct}",
-                  "  llvm.store %tok, %pt : !llvm.ptr, !llvm.ptr",
+                      f"  llvm.store {v}, %p{i} : {t}, !llvm.ptr"]
+        lines += ["  %old = llvm.atomicrmw add %g, %one acq_rel : !llvm.ptr, i64",
                   f"  %fn = llvm.mlir.addressof @{TASK_PREFIX}{callee} : !llvm.ptr",
-                  "  llvm.call @mlirAsyncRuntimeExecute(%ctx, %fn) : (!llvm.ptr, !llvm.ptr) -> ()",
-                  "  llvm.return %tok : !llvm.ptr", "}",
-                  f"llvm.func internal @{TASK_PREFIX}{callee}(%ctx: !llvm.ptr) {{"]
-        for i, t in enumerate(types):
+                  f"  llvm.call @{SUBMIT_SYMBOL}(%fn, %ctx) : (!llvm.ptr, !llvm.ptr) -> ()",
+                  "  llvm.return", "}",
+                  f"llvm.func internal @{TASK_PREFIX}{callee}(%ctx: !llvm.ptr) {{",
+                  "  %one = llvm.mlir.constant(1 : i64) : i64"]
+        for i, t in enumerate([*types, "!llvm.ptr"]):
             lines += [f"  %p{i} = llvm.getelementptr %ctx[0, {i}] : (!llvm.ptr) -> !llvm.ptr, {struct}",
                       f"  %v{i} = llvm.load %p{i} : !llvm.ptr -> {t}"]
         vals = ", ".join(f"%v{i}" for i in range(n))
         lines += [f"  llvm.call @{callee}({vals}) : ({', '.join(types)}) -> ()",
-                  f"  %pt = llvm.getelementptr %ctx[0, {n}] : (!llvm.ptr) -> !llvm.ptr, {struct}",
-                  "  %tok = llvm.load %pt : !llvm.ptr -> !llvm.ptr",
                   "  llvm.call @free(%ctx) : (!llvm.ptr) -> ()",
-                  "  llvm.call @mlirAsyncRuntimeEmplaceToken(%tok) : (!llvm.ptr) -> ()",
+                  f"  %old = llvm.atomicrmw sub %v{n}, %one release : !llvm.ptr, i64",
                   "  llvm.return", "}"]
         text += lines
-        needed_decls[callee] = f"llvm.func @{callee}({', '.join(types)})"
-    src = "module {\n" + "\n".join(list(needed_decls.values()) + text) + "\n}"
+        decls[callee] = f"llvm.func @{callee}({', '.join(types)})"
+    src = "module {\n" + "\n".join(list(decls.values()) + text) + "\n}"
     new = ir.Module.parse(src, context=module.context)
-    # replace the spawn declarations, add the runtime declarations the module lacks
-    for callee in callees:
-        old = syms.get(SPAWN_PREFIX + callee)
+    # replace the declarations of the functions defined here, add the declarations the module lacks
+    for name in [GROUP_CREATE, GROUP_WAIT, *(SPAWN_PREFIX + c for c in callees)]:
+        old = syms.get(name)
         if old is not None:
             old.erase()
     anchor = module.body.operations[0]

@@ -31,7 +31,9 @@ import numpy as np
 from mlir import ir
 from mlir.execution_engine import ExecutionEngine
 
+from lean_mlir.lower.cpu import threads
 from lean_mlir.paths import runtime_lib
+from lean_mlir.runtime import pool
 
 Spec = tuple[tuple[int, ...], np.dtype]
 Signature = tuple[list[Spec], list[Spec]]
@@ -69,12 +71,6 @@ def _load_async_runtime() -> None:
 
 
 _ASYNC_SYMBOLS = ("mlirAsyncRuntimeExecute", "mlirAsyncRuntimeCreateGroup", "mlirAsyncRuntimeCreateToken")
-
-
-def _uses_async_runtime(module: ir.Module) -> bool:
-    """The module calls libmlir_async_runtime (a symbol lookup: printing a big module costs ~40 ms)."""
-    table = ir.SymbolTable(module.operation)
-    return any(name in table for name in _ASYNC_SYMBOLS)
 
 
 def _data_slot_offset() -> int | None:
@@ -222,10 +218,13 @@ class CpuExecutable:
         shared_libs: Sequence[str] = (),
     ) -> None:
         libs = [runtime_lib("mlir_c_runner_utils"), *shared_libs]
-        if _uses_async_runtime(module):  # the thread split (scf.forall -> async tasks)
+        table = ir.SymbolTable(module.operation)  # a symbol lookup: printing a big module costs ~40 ms
+        if any(name in table for name in _ASYNC_SYMBOLS):  # upstream lowering of a thread split
             _load_async_runtime()
         self.engine = ExecutionEngine(module, opt_level=opt_level, shared_libs=libs,
                                       enable_object_dump=False)
+        if pool.SUBMIT_SYMBOL in table:  # the thread split (lean_mlir.lower.threads)
+            pool.register(self.engine, threads() - 1)
         self.signatures = dict(signatures)
         self._entries: dict[str, Entry] = {}
 
