@@ -88,7 +88,8 @@ TO_LLVM_PIPELINE = (
     "reconcile-unrealized-casts)"
 )
 
-# scf.forall (from the thread split) -> scf.parallel -> async tasks on libmlir_async_runtime's pool.
+# scf.forall (from the thread split) -> scf.parallel -> async tasks on libmlir_async_runtime's pool: the
+# upstream (coroutine) lowering, used only where `lean_mlir.lower.threads` does not know an async op.
 # The caller runs one block itself and waits for the others. Run after the C wrappers are requested
 # (the outlined `parallel_compute_fn`s must not get any).
 ASYNC_PIPELINE = (
