@@ -144,7 +144,7 @@ REDUCTION_VECTOR: dict[str, int] = {"f32": 64, "f64": 32}
 # Elementwise loops split only from 2^19 elements: every split loop costs LLVM about 25 ms of compile
 # time (outlined block, spawn, task), and at the big MLP's 2^18-element tanh layers the split gave no
 # measurable gain (fwd/vg/jvp within noise).
-PARALLEL_MIN_MACS = 1 << 23
+PARALLEL_MIN_MACS = 1 << 20
 PARALLEL_MIN_ELEMENTS = 1 << 19
 
 # Each distinct matmul kind (shapes, maps, init) is outlined into one private kernel function that
