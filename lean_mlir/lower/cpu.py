@@ -34,6 +34,7 @@ from mlir.passmanager import PassManager
 from lean_mlir.runtime import pool
 
 from . import threads as _threads
+from .fusion import fuse_multi_use
 from .outline import fold_transposes, mark_noinline, outline_contractions
 
 # Named linalg ops turned into linalg.generic before fusion (all implement the LinalgOp interface).
@@ -413,19 +414,20 @@ def _reduction_schedules(module: ir.Module) -> list[str]:
     out: list[str] = []
     for op in _walk(module, ("linalg.generic",)):
         types = _static_tensor_types(op)
-        if types is None or len(op.results) != 1:
+        nres = len(op.results)  # several: sibling sums merged by `fuse_multi_use`
+        if types is None or not nres:
             continue
         iters = [str(it) for it in ir.ArrayAttr(op.attributes["iterator_types"])]
         if not iters or any("reduction" not in it for it in iters):
             continue
-        res = types[-1]
-        elem = _elem_name(res.element_type)
-        if elem is None or res.rank != 0:
+        elems = {_elem_name(t.element_type) for t in types[-nres:]}
+        elem = elems.pop() if len(elems) == 1 else None
+        if elem is None or any(t.rank != 0 for t in types[-nres:]):
             continue
         maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
-        if not all(m.is_projected_permutation for m in maps[:-1]):
+        if not all(m.is_projected_permutation for m in maps[:-nres]):
             continue
-        sizes = _loop_sizes(maps[:-1], types[: len(maps) - 1], len(iters))
+        sizes = _loop_sizes(maps[:-nres], types[: len(maps) - nres], len(iters))
         n = sizes[-1] if sizes else 0
         vec = REDUCTION_VECTOR[elem]
         if n < 2 * vec or n % vec:
@@ -444,22 +446,23 @@ def _reduction_schedules(module: ir.Module) -> list[str]:
             vec = next((v for v in (vec, vec // 2, vec // 4) if n % (nt * v) == 0), 0) or vec
         if nt > 1 and total >= PARALLEL_MIN_ELEMENTS and n % (nt * vec) == 0:
             # threads: each reduces an n/nt chunk of the innermost dimension into its own partial
-            pre = (f"  %rtf{i}, %rts{i}, %rtc{i}, %rtl{i} = transform.structured.tile_reduction_using_forall"
-                   f" %rd{i} by num_threads = [{', '.join(['0'] * (len(iters) - 1) + [str(nt)])}]"
-                   f" : {_any4(4)}\n")
+            pre = (f"  %rtf{i}:{nres}, %rts{i}, %rtc{i}:{nres}, %rtl{i} ="
+                   f" transform.structured.tile_reduction_using_forall %rd{i}"
+                   f" by num_threads = [{', '.join(['0'] * (len(iters) - 1) + [str(nt)])}]"
+                   f" : {_any4(2 * nres + 2)}\n")
             src = f"%rts{i}"
         out.append(
             f"  %rd{i} = transform.structured.match attributes{{{tag}}} in %root"
             " : (!transform.any_op) -> !transform.any_op\n"
             + pre
-            + f"  %rf{i}, %rp{i}, %rc{i}, %rdo{i} = transform.structured.tile_reduction_using_for {src}"
-            f" by tile_sizes = [{', '.join(['1'] * (len(iters) - 1) + [str(vec)])}] : {_any4(4)}\n"
+            + f"  %rf{i}:{nres}, %rp{i}, %rc{i}:{nres}, %rdo{i} = transform.structured.tile_reduction_using_for {src}"
+            f" by tile_sizes = [{', '.join(['1'] * (len(iters) - 1) + [str(vec)])}] : {_any4(2 * nres + 2)}\n"
             # the innermost loop, whose accumulator the hoist keeps in registers
             f"  %rdl{i} = transform.get_parent_op %rp{i} {{op_name = \"scf.for\"}}"
             " : (!transform.any_op) -> !transform.any_op\n"
             f"  transform.structured.vectorize %rp{i} : !transform.any_op\n"
-            f"  transform.structured.vectorize %rc{i} : !transform.any_op\n"
-            f"  transform.structured.vectorize %rf{i} : !transform.any_op\n"
+            + "".join(f"  transform.structured.vectorize %rc{i}#{j} : !transform.any_op\n"
+                      f"  transform.structured.vectorize %rf{i}#{j} : !transform.any_op\n" for j in range(nres))
         )
     return out
 
@@ -744,6 +747,14 @@ def _split_threads(module: ir.Module) -> list[str]:
     return spawned
 
 
+def fuse(module: ir.Module) -> None:
+    """Named elementwise ops to generics, upstream elementwise fusion, then multi-use fusion
+    (`lean_mlir.lower.fusion`): the tensor-level fusion of the CPU pipeline (pass `lean-fuse-linalg`)."""
+    _generalize(module)
+    _run(module, FUSION_PIPELINE)
+    fuse_multi_use(module)
+
+
 def lower_to_llvm(module: ir.Module) -> dict[str, str]:
     """Lower a linalg-on-tensors module to the LLVM dialect, in place.
 
@@ -752,8 +763,7 @@ def lower_to_llvm(module: ir.Module) -> dict[str, str]:
     After this, every public `f(args) -> (r...)` is `f(args..., out...) -> ()`.
     """
     stages: dict[str, str] = {}
-    _generalize(module)  # steps 1-2: tensor level
-    _run(module, FUSION_PIPELINE)
+    fuse(module)  # steps 1-2: tensor level
     stages["linalg"] = str(module)
     fold_transposes(module)
     if OUTLINE_CONTRACTIONS:

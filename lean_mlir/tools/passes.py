@@ -96,6 +96,12 @@ def to_linalg_pass(module: ir.Module, options: Options) -> None:
     lower_lean_to_linalg(module)
 
 
+def fuse_linalg_pass(module: ir.Module, options: Options) -> None:
+    from ..lower.cpu import fuse
+    _check_options("lean-fuse-linalg", options, ())
+    fuse(module)
+
+
 def lower_cpu_pass(module: ir.Module, options: Options) -> None:
     from ..lower.cpu import lower_to_llvm
     from ..lower.linalg import lower_lean_to_linalg
@@ -120,6 +126,8 @@ PASSES: dict[str, tuple[PassFn, str]] = {
     "lean-cleanup": (cleanup_pass, "CSE and DCE of lean ops (which carry no traits for upstream cse)"),
     "lean-verify": (verify_pass, "check every lean op's shapes, element types and attributes"),
     "lean-to-linalg": (to_linalg_pass, "rewrite lean ops into linalg / tensor / arith / math on tensors"),
+    "lean-fuse-linalg": (fuse_linalg_pass, "linalg on tensors: generalize, fuse elementwise producers into "
+                         "their users, also multi-use ones and sibling full reductions"),
     "lean-lower-cpu": (lower_cpu_pass, "lean-to-linalg, then the CPU pipeline down to the LLVM dialect"),
     "lean-lower-gpu": (lower_gpu_pass, "lean-to-linalg, then GPU kernels (NVVM) + host code in the LLVM dialect "
                        "(options: chip=sm_80, features=+ptx80, format=isa|bin|fatbin)"),

@@ -1,0 +1,232 @@
+"""Multi-use fusion of linalg generics on tensors, the step upstream's `linalg-fuse-elementwise-ops`
+leaves out: it fuses a producer only into its single user. A derivative reuses its primal values
+(sin(x) feeds both exp(sin(x) * x) and the tangent cos(x) * dx * x + sin(x) * dx), so without this
+every such value is a full array written and read again.
+
+Two rewrites, each a plain move of the ops of linalg bodies into one new generic:
+- sibling full reductions over the same loops (`sum(f(x))` and `sum(g(x))` of a JVP) become one
+  multi-result reduction; the inputs they share then have a single user, and the upstream pass
+  fuses their producers in;
+- an all-parallel producer P with several users is fused into its first all-parallel user C over the
+  same loops (identity output maps): the new op computes P's body, then C's with P's values, and
+  yields both (P's results stay available to P's other users, which must come after C or be
+  movable there). Results nobody reads are dropped by `canonicalize`.
+
+`fuse_multi_use` runs them with the upstream fusion and canonicalization to a fixed point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from mlir import ir
+from mlir.dialects import linalg
+from mlir.passmanager import PassManager
+
+_CLEANUP = "builtin.module(canonicalize,linalg-fuse-elementwise-ops,canonicalize,cse)"
+MAX_ROUNDS = 16
+
+
+def _maps(op: ir.Operation) -> list[ir.AffineMap]:
+    return [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
+
+
+def _iters(op: ir.Operation) -> list[str]:
+    return [str(it).split("<")[-1].rstrip(">") for it in ir.ArrayAttr(op.attributes["iterator_types"])]
+
+
+def _n_inputs(op: ir.Operation) -> int:
+    return len(op.operands) - len(op.results)
+
+
+def _static(op: ir.Operation) -> bool:
+    return all(isinstance(v.type, ir.RankedTensorType) and v.type.has_static_shape
+               for v in [*op.operands, *op.results])
+
+
+def _loop_ranges(op: ir.Operation) -> list[int] | None:
+    maps = _maps(op)
+    sizes: list[int | None] = [None] * maps[0].n_dims
+    for m, v in zip(maps, op.operands, strict=True):
+        shape = ir.RankedTensorType(v.type).shape
+        for p, e in enumerate(m.results):
+            if not isinstance(e, ir.AffineDimExpr):
+                return None
+            sizes[ir.AffineDimExpr(e).position] = shape[p]
+    return None if None in sizes else sizes  # type: ignore[return-value]
+
+
+def _identity(m: ir.AffineMap) -> bool:
+    return m == ir.AffineMap.get_identity(m.n_dims, m.context)
+
+
+def _all(op: ir.Operation, kind: str) -> bool:
+    iters = _iters(op)
+    return bool(iters) and all(it == kind for it in iters)
+
+
+def _parallel(op: ir.Operation) -> bool:
+    """All-parallel, every output indexed by the loops in order."""
+    n_in = _n_inputs(op)
+    return _all(op, "parallel") and all(_identity(m) for m in _maps(op)[n_in:])
+
+
+def _full_reduction(op: ir.Operation) -> bool:
+    return _all(op, "reduction") and all(ir.RankedTensorType(r.type).rank == 0 for r in op.results)
+
+
+def _users(op: ir.Operation) -> list[ir.Operation] | None:
+    """The distinct users of op's results, if all are in op's block (else None)."""
+    out: list[ir.Operation] = []
+    for r in op.results:
+        for use in r.uses:
+            u = use.owner.operation
+            if u.block != op.block:
+                return None
+            if u not in out:
+                out.append(u)
+    return out
+
+
+def _build(parts: Sequence[ir.Operation], anchor: ir.Operation,
+           substitute: Callable[[int, int], ir.Value | None], keep: Sequence[bool] | None = None) -> ir.Operation:
+    """One generic before `anchor` holding the bodies of `parts` in order, over the last part's loops:
+    the inputs of each part (except those `substitute(part, i)` replaces by a value of an earlier
+    part's body) and the outputs and yields of the parts `keep` marks (default: all). Returns the new
+    op; `parts` are left for the caller."""
+    keep = list(keep) if keep is not None else [True] * len(parts)
+    ins: list[tuple[ir.Value, ir.AffineMap]] = []
+    outs: list[tuple[ir.Value, ir.AffineMap]] = []
+    for k, p in enumerate(parts):
+        n_in, maps = _n_inputs(p), _maps(p)
+        ins += [(v, maps[i]) for i, v in enumerate(list(p.operands)[:n_in]) if substitute(k, i) is None]
+        if keep[k]:
+            outs += [(v, maps[n_in + j]) for j, v in enumerate(list(p.operands)[n_in:])]
+    result_types = [r.type for k, p in enumerate(parts) if keep[k] for r in p.results]
+    with ir.InsertionPoint(anchor), anchor.location:
+        new = linalg.GenericOp(result_types, [v for v, _ in ins], [v for v, _ in outs],
+                               ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for _, m in ins + outs]),
+                               parts[-1].attributes["iterator_types"]).operation
+        block = new.regions[0].blocks.append(*[ir.RankedTensorType(v.type).element_type for v, _ in ins + outs])
+    args = list(block.arguments)
+    n_new_in = len(ins)
+    next_in, next_out = 0, n_new_in
+    yields: list[ir.Value] = []
+    body_ops: list[ir.Operation] = []
+    for k, p in enumerate(parts):
+        body = p.regions[0].blocks[0]
+        n_in = _n_inputs(p)
+        for i, a in enumerate(body.arguments):
+            if i < n_in:
+                sub = substitute(k, i)
+                if sub is None:
+                    sub, next_in = args[next_in], next_in + 1
+            elif keep[k]:
+                sub, next_out = args[next_out], next_out + 1
+            else:
+                continue  # an elementwise producer's output is write-only: its body does not read it
+            a.replace_all_uses_with(sub)
+        ops = list(body.operations)
+        if keep[k]:
+            yields += list(ops[-1].operands)
+        body_ops += ops[:-1]
+    with ir.InsertionPoint(block), anchor.location:
+        y = linalg.YieldOp(yields).operation
+    for o in body_ops:
+        o.move_before(y)
+    return new
+
+
+def _replace(parts: Sequence[ir.Operation], new: ir.Operation, keep: Sequence[bool] | None = None) -> None:
+    k = 0
+    for j, p in enumerate(parts):
+        if keep is not None and not keep[j]:
+            continue
+        for r in p.results:
+            r.replace_all_uses_with(new.results[k])
+            k += 1
+    for p in reversed(parts):
+        p.erase()
+
+
+def _generics(block: ir.Block) -> list[ir.Operation]:
+    return [op.operation for op in block.operations
+            if op.operation.name == "linalg.generic" and _static(op.operation)]
+
+
+def _merge_reductions(block: ir.Block) -> bool:
+    """Merge one pair of sibling full reductions over the same loops; True if one was merged."""
+    reds = [op for op in _generics(block) if _full_reduction(op)]
+    for i, a in enumerate(reds):
+        users = _users(a)
+        if users is None:
+            continue
+        for b in reds[i + 1:]:
+            if _iters(a) != _iters(b) or _loop_ranges(a) != _loop_ranges(b) or _loop_ranges(a) is None:
+                continue
+            if not all(b.is_before_in_block(u) for u in users):
+                continue  # a's results are used before b: b would no longer dominate them
+            new = _build([a, b], b, lambda k, i: None)
+            _replace([a, b], new)
+            return True
+    return False
+
+
+def _fuse_into_first_user(block: ir.Block) -> bool:
+    """Fuse one multi-use parallel producer into its first parallel user; True if one was fused."""
+    pos = {o.operation: i for i, o in enumerate(block.operations)}
+    for p in _generics(block):
+        if not _parallel(p) or _loop_ranges(p) is None:
+            continue
+        users = _users(p)
+        if users is None or sum(len(list(r.uses)) for r in p.results) < 2:
+            continue  # one use: upstream fusion's case
+        users.sort(key=lambda u: pos[u])
+        p_results = list(p.results)
+        only = len(users) == 1  # one user reading several results (or one twice): P goes into it whole
+        for c in users:
+            if c.name != "linalg.generic" or not _static(c) or not (only or _parallel(c)):
+                continue
+            if _loop_ranges(c) != _loop_ranges(p):
+                continue
+            n_in, c_maps = _n_inputs(c), _maps(c)
+            from_p = {i: p_results.index(v) for i, v in enumerate(list(c.operands)[:n_in]) if v in p_results}
+            if all(_identity(c_maps[i]) for i in from_p):
+                break
+        else:
+            continue
+        # P's users before C move after the fused op: they must not feed anything up to C
+        early = users[: users.index(c)]
+        if not all((us := _users(u)) is not None and all(pos[w] > pos[c] for w in us) for u in early):
+            continue
+        p_body = p.regions[0].blocks[0]
+
+        def substitute(k: int, i: int, from_p: dict[int, int] = from_p, p_body: ir.Block = p_body) -> ir.Value | None:
+            # read when C's body is moved, after P's block arguments were replaced (P may yield one)
+            return list(p_body.operations)[-1].operands[from_p[i]] if k == 1 and i in from_p else None
+
+        keep = [not only, True]
+        new = _build([p, c], c, substitute, keep)
+        for u in early:
+            u.move_before(c)
+        _replace([p, c], new, keep)
+        return True
+    return False
+
+
+def fuse_multi_use(module: ir.Module) -> int:
+    """Run the rewrites above and upstream fusion to a fixed point; returns the rewrites applied."""
+    applied = 0
+    for _ in range(MAX_ROUNDS):
+        changed = 0
+        for f in module.body.operations:
+            if f.operation.name != "func.func" or not len(f.regions[0].blocks):
+                continue
+            block = f.regions[0].blocks[0]
+            while _merge_reductions(block) or _fuse_into_first_user(block):
+                changed += 1
+        if not changed:
+            break
+        applied += changed
+        PassManager.parse(_CLEANUP, context=module.context).run(module.operation)
+    return applied
