@@ -4,10 +4,13 @@ the single-threaded schedule. No timing assertions here (see benchmarks/bench.py
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from test_cpu_runtime import build
 
+import lean_mlir as lm
 from lean_mlir.lower import cpu
 
 UNARY = """
@@ -152,3 +155,29 @@ def test_threaded_matmul_equals_single_thread(monkeypatch: pytest.MonkeyPatch) -
     # same tiles, same k order: the thread split does not change a single rounding
     for r in results["2"]:
         np.testing.assert_array_equal(r, results["1"][0])
+
+
+@pytest.mark.parametrize("m, k, n", [(64, 256, 512), (256, 128, 64)])
+def test_thread_split_by_columns_or_rows(monkeypatch: pytest.MonkeyPatch, m: int, k: int, n: int) -> None:
+    """n > m splits C by columns (each thread reads half of B), else by rows; both equal one thread
+    bit for bit (same tiles, same k order) and NumPy to rounding."""
+    assert m * n * k >= cpu.PARALLEL_MIN_MACS
+    rng = np.random.default_rng(10)
+    a, b = rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32)
+    results = {}
+    try:
+        for t in ("1", "2"):
+            monkeypatch.setenv("LEAN_MLIR_THREADS", t)
+            cpu.threads.cache_clear()
+            lm.clear_cache()
+            o = lm.compile_out(lambda x, y: x @ y, lm.f32[m, k], lm.f32[k, n])
+            sched = o.ir("scheduled")
+            if t == "2":
+                split = re.search(r"tensor.extract_slice %arg1\[0, %\w+\] \[" + str(k) + ", " + str(n // 2), sched)
+                assert ("scf.forall" in sched) and bool(split) == (n > m), sched[:2000]
+            results[t] = o.forward(a, b)
+    finally:
+        lm.clear_cache()
+        cpu.threads.cache_clear()
+    np.testing.assert_array_equal(results["2"], results["1"])
+    np.testing.assert_allclose(results["1"], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
