@@ -134,3 +134,8 @@ def test_forked_child_runs_split_loops_on_its_own_thread() -> None:
         print("ok")
     """, {})
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_bad_spin_setting_is_a_clear_error() -> None:
+    r = _run_script("print('unreachable')", {"LEAN_MLIR_SPIN": "lots"})
+    assert r.returncode != 0 and "LEAN_MLIR_SPIN must be a non-negative integer" in r.stderr, r.stderr[-2000:]

@@ -4,8 +4,9 @@ A parallel loop (`lean_mlir.lower.threads`) runs its block 0 on the calling thre
 others to `__lean_pool_submit(task, ctx)`. libmlir_async_runtime's pool parks idle workers on a
 condition variable; in a VM a parked vCPU halts, and waking it took ~30-60 us per parallel loop here
 (a 2^19-element `2x+1` took 90 us on two threads, 57 us on one). These workers spin for a while
-after each task (`SPIN_ITERATIONS` pause instructions, ~1-3 ms) so back-to-back loops find them
-awake, then sleep on a futex. The caller spins on the group's counter until its blocks are done.
+after each task (`SPIN_ITERATIONS` pause instructions, measured: 2.7 ms of CPU time after a call)
+so back-to-back loops find them awake, then sleep on a futex. The caller spins on the group's
+counter until its blocks are done.
 
 The pool is an LLVM-dialect module compiled once per process by its own ExecutionEngine, which is
 never released: compiled modules get the address of `lean_pool_submit` as the symbol
@@ -33,7 +34,17 @@ from lean_mlir.context import make_context
 
 SUBMIT_SYMBOL = "__lean_pool_submit"
 MAX_WORKERS = 64
-SPIN_ITERATIONS = int(os.environ.get("LEAN_MLIR_SPIN", "100000"))
+SPIN_ITERATIONS = 100_000  # pause instructions an idle worker spins (~2.7 ms here) before it sleeps
+
+
+def spin_iterations() -> int:
+    """LEAN_MLIR_SPIN, else SPIN_ITERATIONS."""
+    text = os.environ.get("LEAN_MLIR_SPIN")
+    if text is None:
+        return SPIN_ITERATIONS
+    if not text.strip().isdigit():
+        raise ValueError(f"LEAN_MLIR_SPIN must be a non-negative integer (pause instructions), got {text!r}")
+    return int(text)
 
 _SLOT = "!llvm.struct<(i32, i32, ptr, ptr, array<40 x i8>)>"  # state, pad, task, ctx: 64 bytes
 _SLOTS = f"!llvm.array<{MAX_WORKERS} x {_SLOT}>"
@@ -49,6 +60,7 @@ def pause_instruction() -> str:
 def _module_text(machine: str) -> str:
     nr = _FUTEX_SYSCALL[machine]
     pause = _PAUSE[machine]
+    spin = spin_iterations()
     futex = ("llvm.call @syscall(%nr, {addr}, %{op}, {val}, %null) vararg(!llvm.func<i64 (i64, ...)>)"
              " : (i64, !llvm.ptr, i64, i64, !llvm.ptr) -> i64")
     consts = f"""
@@ -86,7 +98,7 @@ module {{
 
   // a worker: run READY tasks; spin while idle, then sleep on the slot's state word
   llvm.func internal @worker(%s: !llvm.ptr) -> !llvm.ptr {{{consts}
-  %limit = llvm.mlir.constant({SPIN_ITERATIONS} : i64) : i64
+  %limit = llvm.mlir.constant({spin} : i64) : i64
   %taskp = llvm.getelementptr %s[0, 2] : (!llvm.ptr) -> !llvm.ptr, {_SLOT}
   %ctxp = llvm.getelementptr %s[0, 3] : (!llvm.ptr) -> !llvm.ptr, {_SLOT}
   llvm.br ^loop(%z : i64)
