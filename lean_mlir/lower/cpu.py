@@ -149,10 +149,11 @@ REDUCTION_VECTOR: dict[str, int] = {"f32": 64, "f64": 32}
 # `lean_mlir.runtime.pool`; a split loop costs ~2 us to start); smaller problems stay on the calling
 # thread. Every split loop costs LLVM about 25 ms of compile time (outlined block, spawn, task).
 # Measured in one process, interleaved: matmuls from 2^20 (was 2^23 with the async runtime's parked
-# threads): mlp-S forward 0.165 -> 0.097 ms; elementwise from 2^18 (was 2^19): the big MLP's
-# 256x1024 layers split, value+grad 14.95 -> 14.64 ms, JVP 11.76 -> 11.50 ms, compile 0.57 -> 0.70 s.
+# threads): mlp-S forward 0.165 -> 0.097 ms. Elementwise loops stay at 2^19: splitting the big MLP's
+# 2^18-element layers too gave value+grad 14.95 -> 14.64 ms and JVP 11.76 -> 11.50 ms, but the compile
+# (with the first call, where the JIT generates code) 0.85 -> 1.13 s, over the 1 s budget.
 PARALLEL_MIN_MACS = 1 << 20
-PARALLEL_MIN_ELEMENTS = 1 << 18
+PARALLEL_MIN_ELEMENTS = 1 << 19
 
 # Each distinct matmul kind (shapes, maps, init) is outlined into one private kernel function that
 # every use calls (`lean_mlir.lower.outline`): scheduled and compiled by LLVM once per kind.
