@@ -150,8 +150,9 @@ REDUCTION_VECTOR: dict[str, int] = {"f32": 64, "f64": 32}
 # thread. Every split loop costs LLVM about 25 ms of compile time (outlined block, spawn, task).
 # Measured in one process, interleaved: matmuls from 2^20 (was 2^23 with the async runtime's parked
 # threads): mlp-S forward 0.165 -> 0.097 ms. Elementwise loops stay at 2^19: splitting the big MLP's
-# 2^18-element layers too gave value+grad 14.95 -> 14.64 ms and JVP 11.76 -> 11.50 ms, but the compile
-# (with the first call, where the JIT generates code) 0.85 -> 1.13 s, over the 1 s budget.
+# 2^18-element layers too gave value+grad 15.28 -> 14.84 ms and JVP 11.72 -> 11.61 ms, but the compile
+# (with the first call, where the JIT generates code) 0.70 -> 0.85 s (0.89-1.02 s inside bench.py),
+# at the edge of the 1 s budget.
 PARALLEL_MIN_MACS = 1 << 20
 PARALLEL_MIN_ELEMENTS = 1 << 19
 

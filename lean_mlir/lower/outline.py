@@ -176,12 +176,17 @@ def _make_kernel(module: ir.Module, op: ir.Operation, name: str, types: list[ir.
         func_d.ReturnOp([mm.results[0]])
 
 
+# Functions LLVM must not inline: the matmul kernels (shared by their calls) and the blocks of the
+# thread split (`parallel_compute_fn*`, called for block 0 by the caller and through a task for the
+# others: inlined into the caller, the loop body was compiled twice).
+NOINLINE_PREFIXES = (KERNEL_PREFIX + "matmul", KERNEL_PREFIX + "batch_matmul", "parallel_compute_fn")
+
+
 def mark_noinline(module: ir.Module) -> None:
-    """After conversion to the LLVM dialect: `no_inline` on the kernels (convert-func-to-llvm drops
-    discardable attributes of func.func)."""
+    """After conversion to the LLVM dialect: `no_inline` on the functions above (convert-func-to-llvm
+    drops discardable attributes of func.func)."""
     for op in module.body.operations:
         attrs = op.operation.attributes
         if op.operation.name == "llvm.func" and len(op.operation.regions[0].blocks):
-            if ir.StringAttr(attrs["sym_name"]).value.startswith(KERNEL_PREFIX + "matmul") or \
-                    ir.StringAttr(attrs["sym_name"]).value.startswith(KERNEL_PREFIX + "batch_matmul"):
+            if ir.StringAttr(attrs["sym_name"]).value.startswith(NOINLINE_PREFIXES):
                 attrs["no_inline"] = ir.UnitAttr.get(module.context)
