@@ -200,6 +200,8 @@ def _fuse_into_first_user(block: ir.Block) -> bool:
         if not all((us := _users(u)) is not None and all(pos[w] > pos[c] for w in us) for u in early):
             continue
         p_body = p.regions[0].blocks[0]
+        if only and any(len(list(a.uses)) for a in list(p_body.arguments)[_n_inputs(p):]):
+            continue  # P reads its outputs: they cannot be dropped
 
         def substitute(k: int, i: int, from_p: dict[int, int] = from_p, p_body: ir.Block = p_body) -> ir.Value | None:
             # read when C's body is moved, after P's block arguments were replaced (P may yield one)
