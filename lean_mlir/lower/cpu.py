@@ -205,6 +205,17 @@ def _elem_name(t: ir.Type) -> str | None:
     return "f32" if isinstance(t, ir.F32Type) else "f64" if isinstance(t, ir.F64Type) else None
 
 
+def _vector_length(n: int, preferred: int, blocks: int = 1, min_steps: int = 2) -> int:
+    """The longest of preferred, preferred/2, ... down to 8 lanes whose `blocks` x length divides n,
+    with at least `min_steps` steps (a loop of 1e5 f32 takes 32 lanes, not scalar code); else 0."""
+    v = preferred
+    while v >= 8:
+        if n % (blocks * v) == 0 and n >= min_steps * v:
+            return v
+        v //= 2
+    return 0
+
+
 def _best_tile(dim: int, inner: int, limit: int) -> int:
     """Largest multiple of `inner` that divides `dim` and is at most `limit` (dim % inner == 0)."""
     best = inner
@@ -374,9 +385,9 @@ def _elementwise_schedules(module: ir.Module) -> list[str]:
             continue  # the tile sizes below assume the output is indexed by the loops in order
         if not all(m.is_projected_permutation for m in maps):
             continue
-        vec = ELEMENTWISE_VECTOR[elem]
         shape = res.shape
-        if shape[-1] % vec or 0 in shape:
+        vec = _vector_length(shape[-1], ELEMENTWISE_VECTOR[elem], min_steps=1)
+        if not vec or 0 in shape:
             continue
         i = len(out)
         tag = f"{_TAG}_ew{i}"
@@ -442,8 +453,8 @@ def _reduction_schedules(module: ir.Module) -> list[str]:
             continue
         sizes = _loop_sizes(maps[:-nres], types[: len(maps) - nres], len(iters))
         n = sizes[-1] if sizes else 0
-        vec = REDUCTION_VECTOR[elem]
-        if n < 2 * vec or n % vec:
+        vec = _vector_length(n, REDUCTION_VECTOR[elem])
+        if not vec:
             continue
         i = len(out)
         tag = f"{_TAG}_red{i}"
@@ -456,7 +467,7 @@ def _reduction_schedules(module: ir.Module) -> list[str]:
         pre = ""
         if nt > 1 and total >= PARALLEL_MIN_ELEMENTS:
             # chunks must hold whole vectors: 1e6 = 2 x 500000 takes 32-lane f32 steps, not 64
-            vec = next((v for v in (vec, vec // 2, vec // 4) if n % (nt * v) == 0), 0) or vec
+            vec = _vector_length(n, REDUCTION_VECTOR[elem], nt) or vec
         if nt > 1 and total >= PARALLEL_MIN_ELEMENTS and n % (nt * vec) == 0:
             # threads: each reduces an n/nt chunk of the innermost dimension into its own partial
             pre = (f"  %rtf{i}:{nres}, %rts{i}, %rtc{i}:{nres}, %rtl{i} ="
