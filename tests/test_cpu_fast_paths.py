@@ -181,3 +181,16 @@ def test_thread_split_by_columns_or_rows(monkeypatch: pytest.MonkeyPatch, m: int
         cpu.threads.cache_clear()
     np.testing.assert_array_equal(results["2"], results["1"])
     np.testing.assert_allclose(results["1"], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(1001,), (3, 77), (100_001,)])
+@pytest.mark.parametrize("t", ["f32", "f64"])
+def test_rows_no_vector_length_divides_are_masked(shape: tuple[int, ...], t: str) -> None:
+    """An innermost dimension no vector length divides (odd) is vectorized with a masked last vector
+    instead of falling back to scalar code; values as NumPy."""
+    o = lm.compile_out(lambda a: lm.exp(lm.sin(a) * a + lm.tanh(a)), lm.Spec(shape, t))
+    assert "vector.create_mask" in o.ir("scheduled")
+    x = np.random.default_rng(11).uniform(-3, 3, shape).astype(t.replace("f", "float"))
+    x64 = x.astype(np.float64)
+    tol = 3e-6 if t == "f32" else 1e-13
+    np.testing.assert_allclose(o.forward(x), np.exp(np.sin(x64) * x64 + np.tanh(x64)), rtol=tol, atol=tol)

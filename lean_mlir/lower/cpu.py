@@ -387,6 +387,9 @@ def _elementwise_schedules(module: ir.Module) -> list[str]:
             continue
         shape = res.shape
         vec = _vector_length(shape[-1], ELEMENTWISE_VECTOR[elem], min_steps=1)
+        masked = not vec and shape[-1] >= ELEMENTWISE_VECTOR[elem]
+        if masked:  # no vector length divides the row (1e6 + 1): full vectors, the last one masked
+            vec = ELEMENTWISE_VECTOR[elem]
         if not vec or 0 in shape:
             continue
         i = len(out)
@@ -394,14 +397,15 @@ def _elementwise_schedules(module: ir.Module) -> list[str]:
         op.attributes[tag] = ir.UnitAttr.get(module.context)
         sizes = ", ".join(["1"] * (res.rank - 1) + [str(vec)])
         sq = TRANSPOSE_TILE[elem]
-        if res.rank >= 2 and shape[-1] % sq == 0 and shape[-2] % sq == 0 and _transposes_inner(maps, res.rank):
+        if (not masked and res.rank >= 2 and shape[-1] % sq == 0 and shape[-2] % sq == 0
+                and _transposes_inner(maps, res.rank)):
             sizes = ", ".join(["1"] * (res.rank - 2) + [str(sq), str(sq)])
         # threads: split the outermost dimension into `nt` blocks when the loop is large
         nt = threads()
         total = 1
         for d in shape:
             total *= d
-        lead = shape[0] // nt if res.rank > 1 else shape[0] // (nt * vec) * vec
+        lead = shape[0] // nt if res.rank > 1 else 0 if masked else shape[0] // (nt * vec) * vec
         split = nt > 1 and total >= PARALLEL_MIN_ELEMENTS and lead > 0 and lead * nt == shape[0]
         src = f"%ew{i}"
         pre = ""
@@ -416,7 +420,8 @@ def _elementwise_schedules(module: ir.Module) -> list[str]:
             + pre
             + f"  %et{i}, %el{i}:{res.rank} = transform.structured.tile_using_for {src}"
             f" tile_sizes [{sizes}] : {_any4(res.rank + 1)}\n"
-            f"  transform.structured.vectorize %et{i} : !transform.any_op\n"
+            f"  transform.structured.vectorize %et{i}{f' vector_sizes [{sizes}]' if masked else ''}"
+            " : !transform.any_op\n"
         )
     return out
 
@@ -509,6 +514,7 @@ def _schedule(module: ir.Module) -> None:
         " : (!transform.any_op) -> !transform.any_op\n"
         "  transform.apply_patterns to %f {\n"
         "    transform.apply_patterns.vector.cast_away_vector_leading_one_dim\n"
+        "    transform.apply_patterns.vector.lower_masked_transfers\n"
         "    transform.apply_patterns.vector.reduction_to_contract\n"
         "    transform.apply_patterns.vector.transfer_permutation_patterns\n"
         "    transform.apply_patterns.canonicalization\n"
