@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -34,7 +35,7 @@ from mlir.passmanager import PassManager
 from lean_mlir.runtime import pool
 
 from . import threads as _threads
-from .fusion import fuse_multi_use
+from .fusion import fuse_multi_use, loop_sizes
 from .outline import fold_transposes, mark_noinline, outline_contractions
 
 # Named linalg ops turned into linalg.generic before fusion (all implement the LinalgOp interface).
@@ -402,9 +403,7 @@ def _elementwise_schedules(module: ir.Module) -> list[str]:
             sizes = ", ".join(["1"] * (res.rank - 2) + [str(sq), str(sq)])
         # threads: split the outermost dimension into `nt` blocks when the loop is large
         nt = threads()
-        total = 1
-        for d in shape:
-            total *= d
+        total = math.prod(shape)
         lead = shape[0] // nt if res.rank > 1 else 0 if masked else shape[0] // (nt * vec) * vec
         split = nt > 1 and total >= PARALLEL_MIN_ELEMENTS and lead > 0 and lead * nt == shape[0]
         src = f"%ew{i}"
@@ -424,15 +423,6 @@ def _elementwise_schedules(module: ir.Module) -> list[str]:
             " : !transform.any_op\n"
         )
     return out
-
-
-def _loop_sizes(maps: list[ir.AffineMap], types: list[ir.RankedTensorType], n: int) -> list[int] | None:
-    """Static loop ranges of a linalg op from its (projected permutation) input maps."""
-    sizes: list[int | None] = [None] * n
-    for m, t in zip(maps, types, strict=True):
-        for p, e in enumerate(m.results):
-            sizes[ir.AffineDimExpr(e).position] = t.shape[p]
-    return None if None in sizes else sizes  # type: ignore[return-value]
 
 
 def _reduction_schedules(module: ir.Module) -> list[str]:
@@ -456,7 +446,7 @@ def _reduction_schedules(module: ir.Module) -> list[str]:
         maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
         if not all(m.is_projected_permutation for m in maps[:-nres]):
             continue
-        sizes = _loop_sizes(maps[:-nres], types[: len(maps) - nres], len(iters))
+        sizes = loop_sizes(maps[:-nres], types[: len(maps) - nres], len(iters))
         n = sizes[-1] if sizes else 0
         vec = _vector_length(n, REDUCTION_VECTOR[elem])
         if not vec:
@@ -465,15 +455,13 @@ def _reduction_schedules(module: ir.Module) -> list[str]:
         tag = f"{_TAG}_red{i}"
         op.attributes[tag] = ir.UnitAttr.get(module.context)
         nt = threads()
-        total = 1
-        for d in sizes or ():
-            total *= d
         src = f"%rd{i}"
         pre = ""
-        if nt > 1 and total >= PARALLEL_MIN_ELEMENTS:
+        big = nt > 1 and math.prod(sizes or ()) >= PARALLEL_MIN_ELEMENTS
+        if big:
             # chunks must hold whole vectors: 1e6 = 2 x 500000 takes 32-lane f32 steps, not 64
             vec = _vector_length(n, REDUCTION_VECTOR[elem], nt) or vec
-        if nt > 1 and total >= PARALLEL_MIN_ELEMENTS and n % (nt * vec) == 0:
+        if big and n % (nt * vec) == 0:
             # threads: each reduces an n/nt chunk of the innermost dimension into its own partial
             pre = (f"  %rtf{i}:{nres}, %rts{i}, %rtc{i}:{nres}, %rtl{i} ="
                    f" transform.structured.tile_reduction_using_forall %rd{i}"

@@ -44,16 +44,22 @@ def _static(op: ir.Operation) -> bool:
                for v in [*op.operands, *op.results])
 
 
-def _loop_ranges(op: ir.Operation) -> list[int] | None:
-    maps = _maps(op)
-    sizes: list[int | None] = [None] * maps[0].n_dims
-    for m, v in zip(maps, op.operands, strict=True):
-        shape = ir.RankedTensorType(v.type).shape
+def loop_sizes(maps: Sequence[ir.AffineMap], types: Sequence[ir.Type], n: int) -> list[int] | None:
+    """Static loop ranges of a linalg op from operand maps and types; None unless every loop is read
+    by some operand dimension and every map result is a loop index."""
+    sizes: list[int | None] = [None] * n
+    for m, t in zip(maps, types, strict=True):
+        shape = ir.RankedTensorType(t).shape
         for p, e in enumerate(m.results):
             if not isinstance(e, ir.AffineDimExpr):
                 return None
-            sizes[ir.AffineDimExpr(e).position] = shape[p]
+            sizes[e.position] = shape[p]
     return None if None in sizes else sizes  # type: ignore[return-value]
+
+
+def _loop_ranges(op: ir.Operation) -> list[int] | None:
+    maps = _maps(op)
+    return loop_sizes(maps, [v.type for v in op.operands], maps[0].n_dims)
 
 
 def _identity(m: ir.AffineMap) -> bool:
