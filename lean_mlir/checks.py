@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .compiled import CompiledOut, CompiledScalar, _Compiled
-from .ops.core import Spec
+from .ops import Spec
 
 TOLERANCE = {"f64": 1e-6, "f32": 3e-3}
 

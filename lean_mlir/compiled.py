@@ -13,16 +13,21 @@ from typing import Any
 import numpy as np
 from mlir import ir
 
-from .autodiff import derive_jvp, derive_vjp
-from .autodiff.common import normalize_wrt
-from .context import make_context
-from .ops.core import Spec
-from .runtime.eager import EagerFunction
+from .backends import NAMES as BACKENDS
+from .backends import get_backend
+from .backends.base import compile_module
+from .irutils.context import make_context
+from .irutils.types import signatures
+from .irutils.walk import funcs, symbol_name
+from .ops import Spec
+from .options import Options, resolve
 from .runtime.validate import coerce_inputs
 from .trace import to_spec, trace
-from .verify import verify
+from .transforms.autodiff import derive_jvp, derive_vjp
+from .transforms.autodiff.common import normalize_wrt
+from .transforms.to_linalg import lower_lean_to_linalg
+from .transforms.verify import verify
 
-BACKENDS = ("cpu", "gpu", "eager")
 log = logging.getLogger("lean_mlir")
 Runner = Callable[..., tuple[np.ndarray, ...]]
 
@@ -34,62 +39,40 @@ class Program:
     """
 
     def __init__(self, lean_text: str, backend: str, entries: Sequence[str] | None = None,
-                 gpu_options: dict[str, str] | None = None) -> None:
+                 options: Options | None = None) -> None:
         self.lean_text = lean_text
-        self.backend = backend
-        self.stages: dict[str, str] = {"lean": lean_text}
-        with make_context(), ir.Location.unknown():
-            module = ir.Module.parse(lean_text)
-            funcs = {ir.StringAttr(f.attributes["sym_name"]).value: f for f in module.body.operations}
-            self.entries = list(funcs) if entries is None else list(entries)
-            self.signatures = {name: _signature(funcs[name]) for name in self.entries}
-            if backend == "eager":
-                self._entry: Callable[[str], Runner] = {n: EagerFunction(funcs[n]) for n in self.entries}.__getitem__
-                return
-        if backend == "cpu":
-            from .lower.cpu import lower_to_llvm
-            from .runtime.jit import CpuExecutable, signatures_of
-            lowered = self._to_linalg()
-            sigs = signatures_of(lowered)
-            self.stages.update(lower_to_llvm(lowered))
-            self._exe = CpuExecutable(lowered, sigs)
-        elif backend == "gpu":
-            from .lower.gpu import GpuExecutable
-            self._exe = GpuExecutable(self._to_linalg(), **(gpu_options or {}))
-            self.stages.update(self._exe.stages)
-        else:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        self._entry = self._exe.entry
-
-    def _to_linalg(self) -> ir.Module:
-        """The entry points, lowered to linalg in a Context of their own (which the engine keeps)."""
-        from .lower.linalg import lower_lean_to_linalg
-        self._ctx = make_context()
+        self.backend = get_backend(backend)
+        self.options = options if options is not None else Options()
+        self._ctx = make_context()  # the executable's module lives in it
         with self._ctx, ir.Location.unknown():
-            m = ir.Module.parse(self.lean_text)
-            for f in list(m.body.operations):
-                if ir.StringAttr(f.attributes["sym_name"]).value not in self.entries:
-                    f.operation.erase()
-            lower_lean_to_linalg(m)
-        return m
+            module = ir.Module.parse(lean_text)
+            names = [symbol_name(f) for f in funcs(module)]
+            self.entries = names if entries is None else list(entries)
+            for f in funcs(module):
+                if symbol_name(f) not in self.entries:
+                    f.erase()
+            self.signatures = signatures(module)
+            stages = {"lean": lean_text}
+            if self.backend.consumes == "linalg":
+                lower_lean_to_linalg(module)
+                stages["linalg"] = str(module)
+            self._exe = compile_module(self.backend, module, self.options)
+        self.stages: dict[str, str] = {**stages, **self._exe.stages}
 
     def ir(self, stage: str) -> str:
         if stage == "linalg" and "linalg" not in self.stages:  # eager: lower on demand, to show it
-            self.stages["linalg"] = str(self._to_linalg())
+            with make_context(), ir.Location.unknown():
+                module = ir.Module.parse(self.lean_text)
+                lower_lean_to_linalg(module)
+                self.stages["linalg"] = str(module)
         if stage not in self.stages:
-            raise ValueError(f"stage {stage!r} is not available on backend {self.backend!r}; "
+            raise ValueError(f"stage {stage!r} is not available on backend {self.backend.name!r}; "
                              f"have {sorted(self.stages)}")
         return self.stages[stage]
 
     def run(self, name: str, arrays: Sequence[Any], what: str | Sequence[str] = "input") -> tuple[np.ndarray, ...]:
         ins, _ = self.signatures[name]
-        return self._entry(name)(*coerce_inputs(ins, arrays, what))
-
-
-def _signature(f: ir.Operation) -> tuple[list[tuple[tuple[int, ...], np.dtype]], list]:
-    ftype = ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value)
-    conv = lambda ts: [(s.shape, s.np_dtype) for s in map(Spec.of_type, ts)]
-    return conv(ftype.inputs), conv(ftype.results)
+        return self._exe.entry(name)(*coerce_inputs(ins, arrays, what))
 
 
 class _Compiled:
@@ -98,7 +81,7 @@ class _Compiled:
     kind = ""
 
     def __init__(self, fn: Callable[..., Any], specs: Sequence[Any], backend: str = "cpu",
-                 wrt: Sequence[int] | None = None, gpu_options: dict[str, str] | None = None) -> None:
+                 wrt: Sequence[int] | None = None, options: Options | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.fn = fn
@@ -117,8 +100,8 @@ class _Compiled:
             self._check_results([Spec.of_type(t) for t in results])
             self._derive(module)
             verify(module)
-        self.gpu_options = gpu_options
-        self.program = Program(str(module), backend, ("f", "f_jvp", "f_vjp"), gpu_options)
+        self.options = options if options is not None else Options()
+        self.program = Program(str(module), backend, ("f", "f_jvp", "f_vjp"), self.options)
 
     def _check_results(self, results: list[Spec]) -> None:
         if len(results) != 1:
@@ -195,7 +178,7 @@ class CompiledScalar(_Compiled):
         self._check_xs(xs)
         _check_seq(vs, "vs")
         if self._hvp_program is None:
-            self._hvp_program = Program(self.program.lean_text, self.backend, ("f_vjp_jvp",), self.gpu_options)
+            self._hvp_program = Program(self.program.lean_text, self.backend, ("f_vjp_jvp",), self.options)
         outs = self._hvp_program.run("f_vjp_jvp", [*xs, 1.0, *self._tangents(vs)], self._labels["f_vjp_jvp"])
         return outs[len(outs) - len(self.wrt):]
 
@@ -225,46 +208,51 @@ _cache_lock = threading.Lock()
 
 
 def _compile(cls: type[_Compiled], fn: Callable[..., Any], specs: Sequence[Any], backend: str,
-             wrt: Sequence[int] | None, **options: Any) -> Any:
+             wrt: Sequence[int] | None, options: Options | None, gpu_options: dict[str, str] | None) -> Any:
     specs_t = tuple(to_spec(s) for s in specs)
     wrt_t = None if wrt is None else tuple(wrt)
-    # gpu_options is a dict (e.g. {"chip": "sm_90"}): key on its sorted items
-    opts = tuple(sorted((k, tuple(sorted(v.items())) if isinstance(v, dict) else v)
-                        for k, v in options.items()))
+    opts = resolve(options, gpu_options)
     key = (cls, fn, specs_t, wrt_t, backend, opts)
     with _cache_lock:
         hit = _cache.get(key)
     if hit is not None:
         return hit
     start = time.perf_counter()
-    compiled = cls(fn, specs_t, backend, wrt_t, **options)
+    compiled = cls(fn, specs_t, backend, wrt_t, opts)
     with _cache_lock:
         previous = _seen.get((cls, fn, backend))
-        _seen[(cls, fn, backend)] = (specs_t, wrt_t)
+        _seen[(cls, fn, backend)] = (specs_t, wrt_t, opts)
         _cache[key] = compiled
     if os.environ.get("LEAN_MLIR_LOG_COMPILES") == "1":
-        reason = "first compile" if previous is None else (
-            f"new input specs {[str(s) for s in specs_t]} (was {[str(s) for s in previous[0]]})"
-            if previous[0] != specs_t else f"new wrt {wrt_t} (was {previous[1]})")
+        if previous is None:
+            reason = "first compile"
+        elif previous[0] != specs_t:
+            reason = f"new input specs {[str(s) for s in specs_t]} (was {[str(s) for s in previous[0]]})"
+        elif previous[1] != wrt_t:
+            reason = f"new wrt {wrt_t} (was {previous[1]})"
+        else:
+            reason = f"new options {opts} (was {previous[2]})"
         name = getattr(fn, "__qualname__", repr(fn))
         log.warning("lean_mlir: compiled %s(%s) for %s in %.3f s: %s", name, ", ".join(map(str, specs_t)),
                     backend, time.perf_counter() - start, reason)
     return compiled
 
 
-def compile_scalar(fn: Callable[..., Any], *specs: Any, backend: str = "cpu",
-                   wrt: Sequence[int] | None = None, **options: Any) -> CompiledScalar:
+def compile_scalar(fn: Callable[..., Any], *specs: Any, backend: str = "cpu", wrt: Sequence[int] | None = None,
+                   options: Options | None = None, gpu_options: dict[str, str] | None = None) -> CompiledScalar:
     """Trace `fn` (returning a rank-0 value) over `specs`, derive its JVP, VJP and HVP, compile once.
 
-    A second call with the same (fn, specs, wrt, backend) returns the cached object.
+    A second call with the same (fn, specs, wrt, backend, options) returns the cached object.
+    `options`: an `lm.Options` (default: from the environment); `gpu_options`: {"chip", "features",
+    "format"}, the same as Options.gpu_chip / gpu_features / gpu_format.
     """
-    return _compile(CompiledScalar, fn, specs, backend, wrt, **options)
+    return _compile(CompiledScalar, fn, specs, backend, wrt, options, gpu_options)
 
 
-def compile_out(fn: Callable[..., Any], *specs: Any, backend: str = "cpu",
-                wrt: Sequence[int] | None = None, **options: Any) -> CompiledOut:
+def compile_out(fn: Callable[..., Any], *specs: Any, backend: str = "cpu", wrt: Sequence[int] | None = None,
+                options: Options | None = None, gpu_options: dict[str, str] | None = None) -> CompiledOut:
     """Trace `fn` (returning one tensor) over `specs`, derive its JVP and VJP, compile once."""
-    return _compile(CompiledOut, fn, specs, backend, wrt, **options)
+    return _compile(CompiledOut, fn, specs, backend, wrt, options, gpu_options)
 
 
 def clear_cache() -> None:

@@ -1,4 +1,5 @@
-"""The rule table (`OPS`) and the front-end functions of every lean op."""
+"""The op table: the rule table (`OPS`), traced values (`Tensor`, `emit`) and the front-end function
+of every lean op."""
 
 from .contract import conv2d, matmul
 from .core import OPS, OpDef, ShapeError, Spec, f32, f64, lookup
@@ -31,11 +32,16 @@ from .elementwise import (
 from .nn import log_softmax, logsumexp, softmax
 from .reduce import max, mean, sum
 from .shape import broadcast_to, concatenate, pad, reshape, slice, transpose
+from .tensor import API, Tensor, TraceError, constant, emit, user_code
 
 __all__ = [
-    "OPS", "OpDef", "ShapeError", "Spec", "f32", "f64", "lookup",
+    "API", "OPS", "OpDef", "ShapeError", "Spec", "Tensor", "TraceError", "constant", "emit", "f32", "f64", "lookup",
+    "user_code",
+    # the front-end functions (lm.abs, ...), which Tensor's operators and methods call through API
     "abs", "add", "broadcast_to", "clamp", "concatenate", "conv2d", "cos", "div", "equal", "exp", "greater",
     "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "mul", "neg", "pad",
     "pow", "relu", "reshape", "sigmoid", "sign", "sin", "slice", "softmax", "softplus", "sqrt", "square",
     "stop_gradient", "sub", "sum", "tanh", "transpose",
 ]
+FUNCTIONS = __all__[__all__.index("abs"):]
+API.update({name: globals()[name] for name in FUNCTIONS})

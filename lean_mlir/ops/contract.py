@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 from mlir import ir
 from mlir.dialects import arith, linalg, tensor
 
-from ..lower import linalg as LL
-from ..trace import Tensor, TraceError, broadcast_shapes, emit, expect_tensor
+from ..irutils import builders as LL
+from ..irutils.linalg import matmul_maps
 from .core import OpDef, ShapeError, Spec, check, register, same_dtype
 from .shape import broadcast_to, reshape, swap_last
+from .tensor import Tensor, TraceError, broadcast_shapes, emit, expect_tensor
 
 
 # ---- matmul: (..., m, k) @ (..., k, n) with equal batch dims (the front end broadcasts them)
@@ -23,30 +25,21 @@ def _matmul_infer(a: Spec, b: Spec) -> Spec:
     return Spec(a.shape[:-1] + b.shape[-1:], a.dtype)
 
 
-def _mm_maps(batch: bool) -> list[ir.AffineMap]:
-    """The default maps, set explicitly: ops built from Python otherwise lack the attribute that
-    parsed ones carry (and the CPU back end reads it)."""
-    b = [0] if batch else []
-    n = len(b) + 3
-    m, k, j = n - 3, n - 1, n - 2
-    return [LL.affine_map(n, [*b, *p]) for p in ([m, k], [k, j], [m, j])]
-
-
 def _lower_matmul(ops: list[ir.Value], t: ir.RankedTensorType) -> ir.Value:
     """linalg.matmul; batch_matmul for rank 3; rank > 3: collapse the batch dims, batch_matmul, expand."""
     a, b = ops
     if t.rank == 2:
-        return linalg.matmul(a, b, outs=[LL.zeros(t)], indexing_maps=_mm_maps(False))
+        return linalg.matmul(a, b, outs=[LL.zeros(t)], indexing_maps=matmul_maps())
     if t.rank == 3:
-        return linalg.batch_matmul(a, b, outs=[LL.zeros(t)], indexing_maps=_mm_maps(True))
+        return linalg.batch_matmul(a, b, outs=[LL.zeros(t)], indexing_maps=matmul_maps(batch=True))
     groups = [list(range(t.rank - 2)), [t.rank - 2], [t.rank - 1]]
 
     def collapse(v: ir.Value) -> ir.Value:
         s = ir.RankedTensorType(v.type).shape
-        flat = LL.tensor_type([int(np.prod(s[:-2])), *s[-2:]], t.element_type)
+        flat = LL.tensor_type([math.prod(s[:-2]), *s[-2:]], t.element_type)
         return tensor.collapse_shape(flat, v, groups)
 
-    t3 = LL.tensor_type([int(np.prod(t.shape[:-2])), *t.shape[-2:]], t.element_type)
+    t3 = LL.tensor_type([math.prod(t.shape[:-2]), *t.shape[-2:]], t.element_type)
     y = _lower_matmul([collapse(a), collapse(b)], t3)
     return tensor.expand_shape(t, y, groups, [], list(t.shape))
 
@@ -75,8 +68,6 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     return reshape(out, squeeze) if (va or vb) else out
 
 
-Tensor.__matmul__ = lambda s, o: matmul(s, o)
-Tensor.__rmatmul__ = lambda s, o: matmul(o, s)
 
 
 # ---- conv2d: y[n,o,i,j] = sum_{c,p,q} xpad[n, c, i*s+p, j*s+q] * w[o, c, p, q]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from mlir import ir
 
-DTYPES = {"f32": np.dtype(np.float32), "f64": np.dtype(np.float64)}
+from ..irutils.types import DTYPES, element_type
 
 
 class ShapeError(ValueError):
@@ -45,8 +45,7 @@ class Spec:
         return DTYPES[self.dtype]
 
     def mlir_type(self) -> ir.RankedTensorType:
-        elt = ir.F32Type.get() if self.dtype == "f32" else ir.F64Type.get()
-        return ir.RankedTensorType.get(list(self.shape), elt)
+        return ir.RankedTensorType.get(list(self.shape), element_type(self.dtype))
 
     @staticmethod
     def of_type(t: ir.Type) -> Spec:

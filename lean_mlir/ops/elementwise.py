@@ -10,8 +10,8 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, math
 
-from ..trace import Tensor, broadcast_shapes, constant, emit
 from .core import DTYPES, OpDef, ShapeError, Spec, check, register, same_dtype
+from .tensor import Tensor, broadcast_shapes, constant, emit
 
 
 def _same(*specs: Spec, **_: Any) -> Spec:
@@ -79,7 +79,7 @@ def binary(name: str) -> Callable[[Any, Any], Tensor]:
         try:
             a, b = broadcast_pair(a, b)
         except ShapeError as e:
-            from ..trace import TraceError, _format_loc, _user_location
+            from .tensor import TraceError, _format_loc, _user_location
             loc = _user_location()
             raise TraceError(f"lean.{name}: {e}" + (f" at {_format_loc(loc)}" if loc else "")) from None
         return emit(name, [a, b])
@@ -192,18 +192,6 @@ def clamp(x: Tensor, lo: float, hi: float) -> Tensor:
     return emit("clamp", [x], lo=float(lo), hi=float(hi))
 
 
-Tensor.__add__ = lambda s, o: add(s, o)
-Tensor.__radd__ = lambda s, o: add(o, s)
-Tensor.__sub__ = lambda s, o: sub(s, o)
-Tensor.__rsub__ = lambda s, o: sub(o, s)
-Tensor.__mul__ = lambda s, o: mul(s, o)
-Tensor.__rmul__ = lambda s, o: mul(o, s)
-Tensor.__truediv__ = lambda s, o: div(s, o)
-Tensor.__rtruediv__ = lambda s, o: div(o, s)
-Tensor.__pow__ = lambda s, o: square(s) if isinstance(o, int | float) and o == 2 else pow(s, o)
-Tensor.__rpow__ = lambda s, o: pow(o, s)
-Tensor.__neg__ = lambda s: neg(s)
-Tensor.__pos__ = lambda s: s
 
 
 # ---- constants: the value attribute's type is the result type

@@ -8,11 +8,11 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, math
 
-from ..lower import linalg as LL
-from ..trace import Tensor, emit, expect_tensor
+from ..irutils import builders as LL
 from .core import OpDef, Spec, check, normalize_axis, register
 from .elementwise import exp
 from .reduce import keep, sum
+from .tensor import Tensor, emit, expect_tensor
 
 
 def _axis_ok(x: Spec, axis: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -10,9 +11,9 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith
 
-from ..lower import linalg as LL
-from ..trace import Tensor, emit, expect_tensor
+from ..irutils import builders as LL
 from .core import OpDef, Spec, check, normalize_axes, register
+from .tensor import Tensor, emit, expect_tensor
 
 
 def reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> tuple[int, ...]:
@@ -37,7 +38,7 @@ def keep(g: Tensor, x: Tensor, a: dict[str, Any]) -> Tensor:
 
 
 def count(x: Tensor, a: dict[str, Any]) -> int:
-    return int(np.prod([x.shape[i] for i in a["axes"]]))
+    return math.prod([x.shape[i] for i in a["axes"]])
 
 
 def _max_mask(x: Tensor, y: Tensor, a: dict[str, Any]) -> Tensor:
@@ -65,7 +66,7 @@ def _mean(x: ir.Value, axes: tuple[int, ...]) -> ir.Value:
     """sum / count, divided like NumPy (an empty axis gives 0/0 = NaN)."""
     s = LL.reduce_sum(x, axes)
     t = ir.RankedTensorType(s.type)
-    n = int(np.prod([ir.RankedTensorType(x.type).shape[i] for i in axes]))
+    n = math.prod([ir.RankedTensorType(x.type).shape[i] for i in axes])
     return LL.parallel(lambda v: arith.divf(v, LL.scalar(t.element_type, n)), [s], t)
 
 
@@ -95,6 +96,3 @@ def _front(name: str) -> Callable[..., Tensor]:
 sum = _front("sum")  # noqa: A001 - NumPy's name
 mean = _front("mean")
 max = _front("max")  # noqa: A001 - NumPy's name
-Tensor.sum = lambda s, axis=None, keepdims=False: sum(s, axis, keepdims)
-Tensor.mean = lambda s, axis=None, keepdims=False: mean(s, axis, keepdims)
-Tensor.max = lambda s, axis=None, keepdims=False: max(s, axis, keepdims)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 from mlir import ir
 from mlir.dialects import linalg
 
-from ..lower import linalg as LL
-from ..trace import Tensor, emit, expect_tensor
+from ..irutils import builders as LL
 from .core import OpDef, Spec, check, normalize_axis, register, same_dtype
+from .tensor import Tensor, emit, expect_tensor
 
 
 # ---- broadcast_to: NumPy rules (new leading axes, size-1 axes stretched); its VJP sums them back
@@ -49,7 +50,7 @@ def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
 
 # ---- reshape: C order
 def _reshape_infer(x: Spec, shape: tuple[int, ...]) -> Spec:
-    check(int(np.prod(shape)) == int(np.prod(x.shape)), f"cannot reshape {x.shape} to {shape}")
+    check(math.prod(shape) == math.prod(x.shape), f"cannot reshape {x.shape} to {shape}")
     return Spec(shape, x.dtype)
 
 
@@ -64,9 +65,9 @@ def reshape(x: Tensor, shape: Sequence[int] | int) -> Tensor:
     x = expect_tensor(x, "reshape")
     shape = (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
     if shape.count(-1) == 1:
-        known = int(np.prod([d for d in shape if d != -1]))
-        check(known > 0 and int(np.prod(x.shape)) % known == 0, f"cannot reshape {x.shape} to {shape}")
-        shape = tuple(int(np.prod(x.shape)) // known if d == -1 else d for d in shape)
+        known = math.prod([d for d in shape if d != -1])
+        check(known > 0 and math.prod(x.shape) % known == 0, f"cannot reshape {x.shape} to {shape}")
+        shape = tuple(math.prod(x.shape) // known if d == -1 else d for d in shape)
     return x if x.shape == shape else emit("reshape", [x], shape=shape)
 
 
@@ -101,8 +102,6 @@ def swap_last(x: Tensor) -> Tensor:
     return transpose(x, tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2))
 
 
-Tensor.T = property(lambda s: transpose(s))
-Tensor.reshape = lambda s, *shape: reshape(s, shape[0] if len(shape) == 1 else shape)
 
 
 # ---- concatenate (binary; IRDL binds a variadic operand to one type)

@@ -4,7 +4,7 @@ A parallel loop (`lean_mlir.lower.threads`) runs its block 0 on the calling thre
 others to `__lean_pool_submit(task, ctx)`. libmlir_async_runtime's pool parks idle workers on a
 condition variable; in a VM a parked vCPU halts, and waking it took ~30-60 us per parallel loop here
 (a 2^19-element `2x+1` took 90 us on two threads, 57 us on one). These workers spin for a while
-after each task (`SPIN_ITERATIONS` pause instructions, measured: 2.7 ms of CPU time after a call)
+after each task (`Options.spin` pause instructions, 100k by default: 2.7 ms of CPU time after a call)
 so back-to-back loops find them awake, then sleep on a futex. The caller spins on the group's
 counter until its blocks are done.
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import atexit
 import ctypes
-import os
 import platform
 import sys
 import threading
@@ -30,22 +29,10 @@ import threading
 from mlir import ir
 from mlir.execution_engine import ExecutionEngine
 
-from lean_mlir.context import make_context
+from ..irutils.context import make_context
 
 SUBMIT_SYMBOL = "__lean_pool_submit"
 MAX_WORKERS = 64
-SPIN_ITERATIONS = 100_000  # pause instructions an idle worker spins (~2.7 ms here) before it sleeps
-
-
-def spin_iterations() -> int:
-    """LEAN_MLIR_SPIN, else SPIN_ITERATIONS."""
-    text = os.environ.get("LEAN_MLIR_SPIN")
-    if text is None:
-        return SPIN_ITERATIONS
-    if not text.strip().isdigit():
-        raise ValueError(f"LEAN_MLIR_SPIN must be a non-negative integer (pause instructions), got {text!r}")
-    return int(text)
-
 _SLOT = "!llvm.struct<(i32, i32, ptr, ptr, array<40 x i8>)>"  # state, pad, task, ctx: 64 bytes
 _SLOTS = f"!llvm.array<{MAX_WORKERS} x {_SLOT}>"
 _FUTEX_SYSCALL = {"x86_64": 202, "aarch64": 98}
@@ -57,10 +44,9 @@ def pause_instruction() -> str:
     return _PAUSE.get(platform.machine(), "")
 
 
-def _module_text(machine: str) -> str:
+def _module_text(machine: str, spin: int) -> str:
     nr = _FUTEX_SYSCALL[machine]
     pause = _PAUSE[machine]
-    spin = spin_iterations()
     futex = ("llvm.call @syscall(%nr, {addr}, %{op}, {val}, %null) vararg(!llvm.func<i64 (i64, ...)>)"
              " : (i64, !llvm.ptr, i64, i64, !llvm.ptr) -> i64")
     consts = f"""
@@ -237,10 +223,10 @@ module {{
 class _Pool:
     """The compiled pool: its engine (kept for the life of the process) and the submit address."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, spin: int) -> None:
         ctx = make_context()
         with ctx:
-            module = ir.Module.parse(_module_text(platform.machine()))
+            module = ir.Module.parse(_module_text(platform.machine(), spin))
         self._engine = ExecutionEngine(module, opt_level=3)
         self._start, self._stop, address = (self._packed(n) for n in
                                             ("lean_pool_start", "lean_pool_stop", "lean_pool_submit_address"))
@@ -270,14 +256,15 @@ def supported() -> bool:
     return sys.platform.startswith("linux") and platform.machine() in _FUTEX_SYSCALL
 
 
-def pool(workers: int) -> _Pool:
-    """The process's pool, started with `workers` threads on first use."""
+def pool(workers: int, spin: int) -> _Pool:
+    """The process's pool, started with `workers` threads spinning `spin` pause instructions when
+    idle, on first use (later calls get the same pool)."""
     with _LOCK:
         if not _POOL:
-            _POOL.append(_Pool(workers))
+            _POOL.append(_Pool(workers, spin))
         return _POOL[0]
 
 
-def register(engine: ExecutionEngine, workers: int) -> None:
+def register(engine: ExecutionEngine, workers: int, spin: int) -> None:
     """Resolve `__lean_pool_submit` in a module's engine to the pool (started on first use)."""
-    engine.raw_register_runtime(SUBMIT_SYMBOL, ctypes.c_void_p(pool(workers).submit_address))
+    engine.raw_register_runtime(SUBMIT_SYMBOL, ctypes.c_void_p(pool(workers, spin).submit_address))

@@ -29,7 +29,7 @@ class ToolError(Exception):
 
 def mlir_error_lines(e: ir.MLIRError, fallback: str) -> list[str]:
     """One `loc: error: msg` line per diagnostic (and its notes); `fallback` prefixes the bare message."""
-    from ..verify import format_location
+    from ..transforms.verify import format_location
     lines = []
     for d in e.error_diagnostics:
         lines.append(f"{format_location(d.location)}: error: {d.message}")
@@ -57,7 +57,7 @@ def load_module(path: str, context: ir.Context, prog: str = PROG) -> tuple[ir.Mo
 
 
 def verify_lines(module: ir.Module) -> list[str]:
-    from ..verify import VerificationError, verify
+    from ..transforms.verify import VerificationError, verify
     try:
         verify(module)
     except VerificationError as e:
@@ -67,7 +67,7 @@ def verify_lines(module: ir.Module) -> list[str]:
 
 def process(args: argparse.Namespace) -> str:
     """Parse, verify, run the pipeline; return the printed module."""
-    from ..context import make_context
+    from ..irutils.context import make_context
     from .passes import PipelineError, parse_pipeline
 
     ctx = make_context()
@@ -90,7 +90,7 @@ def process(args: argparse.Namespace) -> str:
             except PipelineError as e:
                 raise ToolError([f"{name}: error: {e}"]) from None
             except Exception as e:
-                from ..verify import VerificationError
+                from ..transforms.verify import VerificationError
                 if isinstance(e, VerificationError):
                     raise ToolError(e.diagnostics) from None
                 msg = e.args[0] if isinstance(e, KeyError) and e.args else e

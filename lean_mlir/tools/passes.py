@@ -14,6 +14,13 @@ from dataclasses import dataclass
 from mlir import ir
 from mlir.passmanager import PassManager
 
+from ..backends import get_backend
+from ..irutils.walk import funcs, symbol_name
+from ..options import Options as CompileOptions
+from ..transforms.autodiff import cleanup, derive_jvp, derive_vjp
+from ..transforms.to_linalg import lower_lean_to_linalg
+from ..transforms.verify import verify
+
 Options = dict[str, str]
 PassFn = Callable[[ir.Module, Options], None]
 
@@ -49,8 +56,7 @@ def _flag(name: str, options: Options, key: str) -> bool:
 
 def _targets(module: ir.Module, options: Options) -> list[str]:
     """`func=NAME`, or every function present when the pass starts."""
-    from ..autodiff.common import func_name, funcs
-    names = [func_name(f) for f in funcs(module)]
+    names = [symbol_name(f) for f in funcs(module)]
     if "func" in options:
         if options["func"] not in names:
             raise PipelineError(f"no function @{options['func']} in the module (have {', '.join(names) or 'none'})")
@@ -58,9 +64,8 @@ def _targets(module: ir.Module, options: Options) -> list[str]:
     return names
 
 
-# ---- the passes (imports are lazy: a broken lowering module must not break the lean-only passes)
+# ---- the passes
 def derive_jvp_pass(module: ir.Module, options: Options) -> None:
-    from ..autodiff import derive_jvp
     _check_options("lean-derive-jvp", options, ("func", "wrt"))
     wrt = _wrt("lean-derive-jvp", options)
     for name in _targets(module, options):
@@ -68,7 +73,6 @@ def derive_jvp_pass(module: ir.Module, options: Options) -> None:
 
 
 def derive_vjp_pass(module: ir.Module, options: Options) -> None:
-    from ..autodiff import derive_vjp
     _check_options("lean-derive-vjp", options, ("func", "wrt", "with-primal"))
     wrt = _wrt("lean-derive-vjp", options)
     with_primal = _flag("lean-derive-vjp", options, "with-primal")
@@ -77,45 +81,36 @@ def derive_vjp_pass(module: ir.Module, options: Options) -> None:
 
 
 def cleanup_pass(module: ir.Module, options: Options) -> None:
-    from ..autodiff.common import cleanup as lean_cleanup
-    from ..autodiff.common import funcs
     _check_options("lean-cleanup", options, ())
     for f in funcs(module):
-        lean_cleanup(f)
+        cleanup(f)
 
 
 def verify_pass(module: ir.Module, options: Options) -> None:
-    from ..verify import verify
     _check_options("lean-verify", options, ())
     verify(module)
 
 
 def to_linalg_pass(module: ir.Module, options: Options) -> None:
-    from ..lower.linalg import lower_lean_to_linalg
     _check_options("lean-to-linalg", options, ())
     lower_lean_to_linalg(module)
 
 
 def fuse_linalg_pass(module: ir.Module, options: Options) -> None:
-    from ..lower.cpu import fuse
+    from ..backends.cpu.fusion import fuse
     _check_options("lean-fuse-linalg", options, ())
     fuse(module)
 
 
-def lower_cpu_pass(module: ir.Module, options: Options) -> None:
-    from ..lower.cpu import lower_to_llvm
-    from ..lower.linalg import lower_lean_to_linalg
-    _check_options("lean-lower-cpu", options, ())
-    lower_lean_to_linalg(module)
-    lower_to_llvm(module)
-
-
-def lower_gpu_pass(module: ir.Module, options: Options) -> None:
-    from ..lower.gpu import lower_to_gpu
-    from ..lower.linalg import lower_lean_to_linalg
-    _check_options("lean-lower-gpu", options, ("chip", "features", "format"))
-    lower_lean_to_linalg(module)
-    lower_to_gpu(module, **options)  # validates the target before anything can abort the process
+def _lower_pass(backend: str, keys: tuple[str, ...]) -> PassFn:
+    """lean-to-linalg, then the back end's lowering (`Backend.lower`); pass options become Options
+    fields (`chip=` -> Options.gpu_chip, ...), so the target is validated before anything can abort."""
+    def run(module: ir.Module, options: Options) -> None:
+        _check_options(f"lean-lower-{backend}", options, keys)
+        lower_lean_to_linalg(module)
+        prefix = "gpu_" if backend == "gpu" else ""
+        get_backend(backend).lower(module, CompileOptions().with_(**{prefix + k: v for k, v in options.items()}))
+    return run
 
 
 PASSES: dict[str, tuple[PassFn, str]] = {
@@ -128,8 +123,9 @@ PASSES: dict[str, tuple[PassFn, str]] = {
     "lean-to-linalg": (to_linalg_pass, "rewrite lean ops into linalg / tensor / arith / math on tensors"),
     "lean-fuse-linalg": (fuse_linalg_pass, "linalg on tensors: generalize, fuse elementwise producers into "
                          "their users, also multi-use ones and sibling full reductions"),
-    "lean-lower-cpu": (lower_cpu_pass, "lean-to-linalg, then the CPU pipeline down to the LLVM dialect"),
-    "lean-lower-gpu": (lower_gpu_pass, "lean-to-linalg, then GPU kernels (NVVM) + host code in the LLVM dialect "
+    "lean-lower-cpu": (_lower_pass("cpu", ()), "lean-to-linalg, then the CPU pipeline down to the LLVM dialect"),
+    "lean-lower-gpu": (_lower_pass("gpu", ("chip", "features", "format")),
+                       "lean-to-linalg, then GPU kernels (NVVM) + host code in the LLVM dialect "
                        "(options: chip=sm_80, features=+ptx80, format=isa|bin|fatbin)"),
 }
 

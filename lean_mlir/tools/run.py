@@ -17,10 +17,18 @@ from collections.abc import Sequence
 import numpy as np
 from mlir import ir
 
+from ..backends import get_backend
+from ..backends.base import compile_module
+from ..irutils.context import make_context
+from ..irutils.types import Signature, SignatureError
+from ..irutils.types import signature as read_signature
+from ..irutils.walk import find_func, funcs, has_body, is_public, symbol_name, walk
+from ..options import Options
+from ..runtime.validate import coerce_inputs
+from ..transforms.to_linalg import lower_lean_to_linalg
 from .opt import ArgumentParser, ToolError, load_module, mlir_error_lines, report_errors, verify_lines
 
 PROG = "lean-mlir-run"
-Sig = tuple[list[tuple[tuple[int, ...], np.dtype]], list[tuple[tuple[int, ...], np.dtype]]]
 
 
 def _fail(msg: str) -> ToolError:
@@ -28,34 +36,20 @@ def _fail(msg: str) -> ToolError:
 
 
 def find_entry(module: ir.Module, name: str) -> ir.Operation:
-    names = []
-    for op in module.body.operations:
-        if op.operation.name == "func.func":
-            fname = ir.StringAttr(op.attributes["sym_name"]).value
-            if fname == name:
-                if len(op.regions[0].blocks) == 0:
-                    raise _fail(f"@{name} is only a declaration")
-                return op.operation
-            names.append(fname)
-    raise _fail(f"no function @{name} in the module (have {', '.join('@' + n for n in names) or 'none'})")
+    try:
+        f = find_func(module, name)
+    except KeyError as e:
+        raise _fail(e.args[0]) from None
+    if not has_body(f):
+        raise _fail(f"@{name} is only a declaration")
+    return f
 
 
-def signature(f: ir.Operation) -> Sig:
-    from ..ops.core import ShapeError, Spec
-    name = ir.StringAttr(f.attributes["sym_name"]).value
-    ftype = ir.FunctionType(ir.TypeAttr(f.attributes["function_type"]).value)
-
-    def specs(types: Sequence[ir.Type], what: str) -> list[tuple[tuple[int, ...], np.dtype]]:
-        out = []
-        for i, t in enumerate(types):
-            try:
-                s = Spec.of_type(t)
-            except ShapeError as e:
-                raise _fail(f"@{name} {what} {i}: {e}") from None
-            out.append((s.shape, s.np_dtype))
-        return out
-
-    return specs(ftype.inputs, "argument"), specs(ftype.results, "result")
+def signature(f: ir.Operation) -> Signature:
+    try:
+        return read_signature(f)
+    except SignatureError as e:
+        raise _fail(str(e)) from None
 
 
 def load_inputs(paths: Sequence[str]) -> list[np.ndarray]:
@@ -73,22 +67,7 @@ def load_inputs(paths: Sequence[str]) -> list[np.ndarray]:
     return arrays
 
 
-def _has_lean_ops(f: ir.Operation) -> bool:
-    found = False
-
-    def visit(op: ir.Operation) -> ir.WalkResult:
-        nonlocal found
-        found = found or op.name.startswith("lean.")
-        return ir.WalkResult.INTERRUPT if found else ir.WalkResult.ADVANCE
-
-    f.walk(visit)
-    return found
-
-
-def execute(path: str, entry: str, input_paths: Sequence[str], backend: str) -> tuple[np.ndarray, ...]:
-    from ..context import make_context
-    from ..runtime.validate import coerce_inputs
-
+def execute(path: str, entry: str, input_paths: Sequence[str], backend_name: str) -> tuple[np.ndarray, ...]:
     arrays = load_inputs(input_paths)
     ctx = make_context()
     with ctx, ir.Location.unknown():
@@ -101,21 +80,18 @@ def execute(path: str, entry: str, input_paths: Sequence[str], backend: str) -> 
             arrays = coerce_inputs(sig[0], arrays)
         except (TypeError, ValueError) as e:
             raise _fail(f"@{entry}: {e}") from None
-        if backend == "eager":
-            from ..runtime.eager import EagerFunction
-            try:
-                fn = EagerFunction(f)
-            except NotImplementedError as e:
-                raise _fail(f"{e} (the eager backend runs lean-level functions only)") from None
-            return fn(*arrays)
-        from ..lower.cpu import lower_to_llvm
-        from ..runtime.jit import CpuExecutable
+        backend = get_backend(backend_name)
+        for other in funcs(module):
+            if symbol_name(other) != entry and is_public(other):
+                other.erase()  # only the entry is compiled (private callees stay)
         try:
-            if _has_lean_ops(module.operation):
-                from ..lower.linalg import lower_lean_to_linalg
+            if backend.consumes == "linalg" and walk(module, where=lambda op: op.name.startswith("lean.")):
                 lower_lean_to_linalg(module)
-            lower_to_llvm(module)
-            exe = CpuExecutable(module, {entry: sig})
+            exe = compile_module(backend, module, Options())
+        except NotImplementedError as e:
+            if backend.name != "eager":
+                raise
+            raise _fail(f"{e} (the eager backend runs lean-level functions only)") from None
         except ir.MLIRError as e:
             raise ToolError(mlir_error_lines(e, path)) from None
         return exe.entry(entry)(*arrays)

@@ -28,12 +28,22 @@ from __future__ import annotations
 
 import ctypes
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 
 import numpy as np
-from mlir import ir, passmanager
+from mlir import ir
 from mlir.dialects import arith, gpu, linalg, scf
+
+from ...irutils.bufferize import bufferize
+from ...irutils.linalg import indexing_maps, iterator_types
+from ...irutils.passes import run_passes
+from ...irutils.paths import runtime_lib
+from ...irutils.types import Signature, signatures
+from ...irutils.walk import funcs, walk
+from ...options import Options
+from ...runtime.packed import Entry
+from ...runtime.validate import coerce_inputs
 
 GPU_DEFAULTS: dict[str, str] = {"chip": "sm_80", "features": "+ptx80", "format": "bin"}
 
@@ -96,33 +106,6 @@ def default_features(chip: str) -> str:
 # Small IR helpers
 
 
-def _walk(op: ir.Operation, name: str | None = None) -> list[ir.Operation]:
-    """All operations nested in `op` (pre-order, not `op` itself), optionally only those named `name`."""
-    out: list[ir.Operation] = []
-    for region in op.regions:
-        for block in region.blocks:
-            for child in block.operations:
-                child = child.operation
-                if name is None or child.name == name:
-                    out.append(child)
-                out.extend(_walk(child, name))
-    return out
-
-
-def _funcs(module: ir.Module) -> list[ir.Operation]:
-    return [o.operation for o in module.body.operations
-            if o.operation.name == "func.func" and len(o.operation.regions[0].blocks) > 0]
-
-
-def _is_public(func: ir.Operation) -> bool:
-    attrs = func.attributes
-    return "sym_visibility" not in attrs or ir.StringAttr(attrs["sym_visibility"]).value == "public"
-
-
-def _run(module: ir.Module, pipeline: str) -> None:
-    passmanager.PassManager.parse(f"builtin.module({pipeline})").run(module.operation)
-
-
 def _index_const(v: int) -> ir.Value:
     return arith.constant(ir.IndexType.get(), v)
 
@@ -140,7 +123,7 @@ def _const_int(v: ir.Value) -> int | None:
 
 def _copies_to_linalg(module: ir.Module) -> None:
     """memref.copy -> linalg.copy, so that copies become GPU kernels instead of host memcpy calls."""
-    for op in _walk(module.operation, "memref.copy"):
+    for op in walk(module, "memref.copy"):
         src, dst = op.operands
         with ir.InsertionPoint(op), op.location:
             linalg.copy(src, outs=[dst])
@@ -153,32 +136,30 @@ def _parallel_first(module: ir.Module) -> None:
     convert-linalg-to-parallel-loops nests loops in iterator order; a leading reduction loop would become
     a host loop around a kernel launch. Parallel-first puts one scf.parallel outside sequential scf.for.
     """
-    for op in _walk(module.operation, "linalg.generic"):
-        its = [str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"])]
-        par = [i for i, t in enumerate(its) if "parallel" in t]
+    for op in walk(module, "linalg.generic"):
+        its = iterator_types(op)
+        par = [i for i, t in enumerate(its) if t == "parallel"]
         order = par + [i for i in range(len(its)) if i not in par]   # new dim j = old dim order[j]
         if order == list(range(len(its))):
             continue
         new_pos = {old: new for new, old in enumerate(order)}
         subst = ir.AffineMap.get(len(its), 0, [ir.AffineExpr.get_dim(new_pos[i]) for i in range(len(its))])
         maps = []
-        for m in ir.ArrayAttr(op.attributes["indexing_maps"]):
-            amap = ir.AffineMapAttr(m).value
+        for amap in indexing_maps(op):
             maps.append(ir.AffineMapAttr.get(
                 ir.AffineMap.get(len(its), amap.n_symbols, [e.compose(subst) for e in amap.results])))
         op.attributes["indexing_maps"] = ir.ArrayAttr.get(maps)
         op.attributes["iterator_types"] = ir.ArrayAttr.get(
             [ir.ArrayAttr(op.attributes["iterator_types"])[i] for i in order])
-        for idx in _walk(op, "linalg.index"):
+        for idx in walk(op, "linalg.index"):
             old = ir.IntegerAttr(idx.attributes["dim"]).value
             idx.attributes["dim"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), new_pos[old])
 
 
 def _wrap_sequential(module: ir.Module) -> None:
     """Put linalg ops without parallel loops inside a one-iteration scf.parallel (one GPU thread)."""
-    for op in _walk(module.operation, "linalg.generic"):
-        its = [str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"])]
-        if any("parallel" in t for t in its):
+    for op in walk(module, "linalg.generic"):
+        if "parallel" in iterator_types(op):
             continue
         with ir.InsertionPoint(op), op.location:
             c0, c1 = _index_const(0), _index_const(1)
@@ -212,7 +193,7 @@ def _tile_parallel_loops(func: ir.Operation) -> None:
     (last) dimension on thread x, so neighbouring threads touch neighbouring elements.
     """
     index = ir.IndexType.get()
-    for op in [o for o in _walk(func, "scf.parallel")]:
+    for op in [o for o in walk(func, "scf.parallel")]:
         parent = op.parent
         if parent is not None and parent.name != "func.func":
             continue        # nested: left for the mapper (sequential)
@@ -270,7 +251,7 @@ def _host_rewrite(func: ir.Operation, n_outputs: int | None) -> None:
     ret = list(block.operations)[-1].operation
     first = list(block.operations)[0].operation
     device: list[ir.Value] = []
-    for op in _walk(func, "memref.alloc"):
+    for op in walk(func, "memref.alloc"):
         if op.operands:
             raise NotImplementedError("dynamic memref.alloc is not supported on the GPU path")
         with ir.InsertionPoint(op), op.location:
@@ -279,12 +260,12 @@ def _host_rewrite(func: ir.Operation, n_outputs: int | None) -> None:
         op.erase()
         device.append(d)
     explicit_frees = set()
-    for op in _walk(func, "memref.dealloc"):
+    for op in walk(func, "memref.dealloc"):
         with ir.InsertionPoint(op), op.location:
             gpu.DeallocOp(None, [], op.operands[0])
         explicit_frees.add(op.operands[0])
         op.erase()
-    for op in _walk(func, "memref.get_global"):
+    for op in walk(func, "memref.get_global"):
         with ir.InsertionPoint.after(op), op.location:
             d = gpu.AllocOp(op.result.type, None, [], [], []).result
             cp = gpu.MemcpyOp(None, [], d, op.result)
@@ -338,15 +319,10 @@ def _check_no_host_compute(func: ir.Operation) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # The pipeline
 
-_BUFFERIZE = ("one-shot-bufferize{bufferize-function-boundaries=1 "
-              "function-boundary-type-conversion=identity-layout-map}")
-_OUT_PARAMS = "buffer-results-to-out-params{modify-public-functions=1 hoist-static-allocs=1},canonicalize"
-
-
 def _extract_objects(module: ir.Module) -> list[tuple[str, bytes]]:
     """(gpu.binary symbol name, object bytes) for every embedded kernel object."""
     objs = []
-    for b in _walk(module.operation, "gpu.binary"):
+    for b in walk(module, "gpu.binary"):
         name = ir.StringAttr(b.attributes["sym_name"]).value
         for a in ir.ArrayAttr(b.attributes["objects"]):
             objs.append((name, gpu.ObjectAttr(a).object))
@@ -382,38 +358,33 @@ def lower_to_gpu(
     the device and back themselves. Returns stage texts {"gpu", "ptx", "llvm"}.
     Raises ValueError for an unusable target before any native code runs.
     """
-    from lean_mlir.lower.cpu import distinct_results
-    from lean_mlir.runtime.jit import signatures_of
-
     validate_target(chip, features, format)
     with module.context, ir.Location.unknown():
-        sigs = signatures_of(module)
-        _run(module, _BUFFERIZE)
-        distinct_results(module)  # out-params would crash on `return %a, %a`
-        _run(module, _OUT_PARAMS)
+        sigs = signatures(module)
+        bufferize(module, deallocate=False)  # device buffers are freed by `_host_rewrite`
         _copies_to_linalg(module)
-        _run(module, "func.func(linalg-generalize-named-ops)")
+        run_passes(module, ("func.func(linalg-generalize-named-ops)",))
         _parallel_first(module)
         _wrap_sequential(module)
-        _run(module, "func.func(convert-linalg-to-parallel-loops)")  # no canonicalize: it drops 1-trip loops
-        for f in _funcs(module):
+        run_passes(module, ("func.func(convert-linalg-to-parallel-loops)",))  # no canonicalize: it drops 1-trip loops
+        for f in funcs(module, defined=True):
             _tile_parallel_loops(f)
-        _run(module, "func.func(gpu-map-parallel-loops,convert-parallel-loops-to-gpu),"
-                     "lower-affine,canonicalize,cse")
-        for f in _funcs(module):
+        run_passes(module, ("func.func(gpu-map-parallel-loops)", "func.func(convert-parallel-loops-to-gpu)",
+                            "lower-affine", "canonicalize", "cse"))
+        for f in funcs(module, defined=True):
             _check_no_host_compute(f)
             name = ir.StringAttr(f.attributes["sym_name"]).value
             _host_rewrite(f, len(sigs[name][1]) if name in sigs else None)
             if name in sigs:
                 f.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
-        _run(module, "gpu-kernel-outlining,func.func(gpu-async-region),canonicalize,cse")
+        run_passes(module, ("gpu-kernel-outlining", "func.func(gpu-async-region)", "canonicalize", "cse"))
         stages = {"gpu": str(module)}
         isa = module if format == "isa" else ir.Module.parse(stages["gpu"])   # PTX: compile once more
-        _run(isa, _nvvm_pipeline(chip, features, "isa"))
+        run_passes(isa, (_nvvm_pipeline(chip, features, "isa"),))
         stages["ptx"] = "".join(f"{PTX_SEPARATOR}{n} -----\n{o.decode().rstrip(chr(0))}\n"
                                 for n, o in _extract_objects(isa))
         if format != "isa":
-            _run(module, _nvvm_pipeline(chip, features, format))
+            run_passes(module, (_nvvm_pipeline(chip, features, format),))
         stages["llvm"] = str(module)
     return stages
 
@@ -477,6 +448,12 @@ def device_chip() -> str | None:
     return chip if chip in _MIN_PTX else None
 
 
+def resolve_target(options: Options) -> tuple[str, str, str]:
+    """(chip, features, format) from the options: the device's chip, else GPU_DEFAULTS'."""
+    chip = options.gpu_chip or device_chip() or GPU_DEFAULTS["chip"]
+    return chip, options.gpu_features or default_features(chip), options.gpu_format
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The executable (reuses the CPU back end's packed-call entries: same out-param calling convention)
 
@@ -489,23 +466,18 @@ class GpuExecutable:
     first call of an entry, after the CUDA driver probe: without a device that call raises
     DeviceUnavailableError instead of failing in native code.
 
-    chip=None picks the device's chip when a device exists, else GPU_DEFAULTS. format defaults to "isa":
+    Options.gpu_chip=None picks the device's chip when a device exists, else GPU_DEFAULTS. The format
+    defaults to "isa":
     the driver JIT-compiles the PTX when the engine starts, so the code runs on any GPU at least as new as
     `chip` (an sm_80 cubin does not load on an sm_90 H100) and needs no ptxas on the machine.
     """
 
-    def __init__(self, module: ir.Module, *, chip: str | None = None, features: str | None = None,
-                 format: str = "isa", opt_level: int = 3) -> None:
-        from lean_mlir.runtime.jit import signatures_of
-
-        chip = chip or device_chip() or GPU_DEFAULTS["chip"]
-        features = features or default_features(chip)
-        self.chip, self.features, self.format = chip, features, format
-        with module.context:
-            self.signatures = signatures_of(module)
-        self.stages = lower_to_gpu(module, chip=chip, features=features, format=format)
+    def __init__(self, module: ir.Module, signatures: Mapping[str, Signature], stages: Mapping[str, str],
+                 options: Options) -> None:
+        self.chip, self.features, self.format = resolve_target(options)
+        self.signatures, self.stages = dict(signatures), dict(stages)
         self.module = module
-        self._opt_level = opt_level
+        self._opt_level = options.opt_level
         self._engine = None
         self._entries: dict[str, Callable[..., tuple[np.ndarray, ...]]] = {}
 
@@ -519,7 +491,6 @@ class GpuExecutable:
             require_device()
             from mlir.execution_engine import ExecutionEngine
 
-            from lean_mlir.paths import runtime_lib
             libs = [runtime_lib("mlir_cuda_runtime"), runtime_lib("mlir_c_runner_utils")]
             engine = ExecutionEngine(self.module, opt_level=self._opt_level, shared_libs=libs,
                                      enable_object_dump=False)
@@ -537,9 +508,6 @@ class GpuExecutable:
             return fn
         if name not in self.signatures:
             raise KeyError(f"unknown entry point @{name}; have {sorted(self.signatures)}")
-        from lean_mlir.runtime.jit import Entry
-        from lean_mlir.runtime.validate import coerce_inputs
-
         specs = self.signatures[name][0]
         native: list[Entry] = []
 
@@ -558,6 +526,6 @@ class GpuExecutable:
 
 __all__: Sequence[str] = [
     "GPU_DEFAULTS", "DeviceUnavailableError", "GpuExecutable", "cuda_available", "default_features",
-    "device_capability", "device_chip", "kernel_binaries", "lower_to_gpu", "require_device", "split_ptx",
-    "validate_target",
+    "device_capability", "device_chip", "kernel_binaries", "lower_to_gpu", "require_device", "resolve_target",
+    "split_ptx", "validate_target",
 ]

@@ -44,7 +44,7 @@ def runtime_lib(name: str) -> str:
 
 def dialect_file() -> pathlib.Path:
     """The IRDL source of the lean dialect: `dialect/` of a source tree, else the installed copy."""
-    source_tree = pathlib.Path(__file__).resolve().parent.parent / "dialect" / "lean.irdl.mlir"
+    source_tree = pathlib.Path(__file__).resolve().parents[2] / "dialect" / "lean.irdl.mlir"
     if source_tree.exists():
         return source_tree
     return pathlib.Path(str(importlib.resources.files("lean_mlir.dialect") / "lean.irdl.mlir"))

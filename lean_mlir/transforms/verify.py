@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from mlir import ir
 
-from .ops.core import ShapeError, Spec, lookup
+from ..irutils.walk import walk
+from ..ops import ShapeError, Spec, lookup
 
 
 class VerificationError(ValueError):
@@ -23,15 +22,6 @@ def format_location(loc: ir.Location) -> str:
     if text.startswith("loc(") and text.endswith(")"):
         text = text[4:-1]
     return text.replace('"', "") if text != "unknown" else "<unknown>"
-
-
-def walk(op: ir.Operation) -> Iterator[ir.Operation]:
-    """Pre-order walk of all ops nested in `op` (including `op`)."""
-    yield op
-    for region in op.regions:
-        for block in region.blocks:
-            for child in block.operations:
-                yield from walk(child.operation)
 
 
 def check_lean_op(op: ir.Operation) -> None:

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from mlir import ir
 from mlir.dialects import func
 
-from ..ops.core import lookup
-from ..trace import Tensor
-from .common import Module, accumulate, begin, cleanup, func_name, funcs, or_zeros, replay
+from ...irutils.walk import Module, funcs, symbol_name
+from ...ops import Tensor
+from ...ops.core import lookup
+from .common import accumulate, begin, cleanup, or_zeros, replay
 
 
 def derive_vjp(module: Module, name: str, wrt: Sequence[int] | None = None, new_name: str | None = None,
@@ -62,4 +63,4 @@ def derive_vjp(module: Module, name: str, wrt: Sequence[int] | None = None, new_
 def vjp_pass(module_op: Module, pass_: object = None) -> None:
     """`lean-derive-vjp`: derive `@f_vjp` (all inputs) for every function present."""
     for f in funcs(module_op):
-        derive_vjp(module_op, func_name(f))
+        derive_vjp(module_op, symbol_name(f))

@@ -20,34 +20,43 @@ from mlir import ir
 from mlir.dialects import arith
 from mlir.dialects import func as func_d
 
-from lean_mlir.runtime.pool import SUBMIT_SYMBOL, pause_instruction
+from ...irutils.passes import run_passes
+from ...irutils.walk import symbols, walk
+from ...runtime.pool import SUBMIT_SYMBOL, pause_instruction
 
 SPAWN_PREFIX = "__lean_spawn_"
 TASK_PREFIX = "__lean_task_"
 GROUP_CREATE = "__lean_group_create"
 GROUP_WAIT = "__lean_group_wait"
 
-PARALLEL_FOR = "async-parallel-for{{async-dispatch=0 num-workers={workers} min-task-size=1}}"
 
 
-def _walk(root: ir.Operation, name: str) -> list[ir.Operation]:
-    found: list[ir.Operation] = []
-
-    def visit(op: ir.Operation) -> ir.WalkResult:
-        if op.name == name:
-            found.append(op)
-        return ir.WalkResult.ADVANCE
-
-    root.walk(visit)
-    return found
+def _parallel_for(workers: int) -> str:
+    return f"async-parallel-for{{async-dispatch=0 num-workers={workers} min-task-size=1}}"
 
 
-def _symbols(module: ir.Module) -> dict[str, ir.Operation]:
-    out = {}
-    for op in module.body.operations:
-        if "sym_name" in op.operation.attributes:
-            out[ir.StringAttr(op.operation.attributes["sym_name"]).value] = op.operation
-    return out
+# The upstream (coroutine) lowering of what async-parallel-for leaves, for a module whose async ops
+# the rewrite below does not know: async tasks on libmlir_async_runtime's thread pool.
+COROUTINE_LOWERING = ("async-to-async-runtime", "async-runtime-ref-counting", "async-runtime-ref-counting-opt",
+                      "convert-async-to-llvm")
+
+
+def split(module: ir.Module, workers: int) -> list[str]:
+    """scf.forall (the thread split of the schedules) -> outlined blocks run by the worker pool,
+    without coroutines; returns the outlined functions that need spawns (`define_spawns`, after the
+    conversion to LLVM). Run after the C wrappers are requested (the outlined `parallel_compute_fn`s
+    must not get any)."""
+    if not walk(module, "scf.forall"):
+        return []
+    run_passes(module, ("func.func(scf-forall-to-parallel)", _parallel_for(workers)))
+    if not supported(module):
+        run_passes(module, COROUTINE_LOWERING)
+        return []
+    run_passes(module, ("canonicalize",))  # fold the block counts (the workers are a constant)
+    spawned = async_to_runtime_calls(module)
+    if propagate_constants(module, spawned):
+        run_passes(module, ("canonicalize",))
+    return spawned
 
 
 def supported(module: ir.Module) -> bool:
@@ -77,7 +86,7 @@ def async_to_runtime_calls(module: ir.Module) -> list[str]:
     ctx = module.context
     with ctx, ir.Location.unknown(ctx):
         ptr = ir.Type.parse("!llvm.ptr")
-        syms = _symbols(module)
+        syms = symbols(module)
         declared: set[str] = set()
 
         def call(name: str, ins: list[ir.Value], outs: list[ir.Type]) -> ir.Operation:
@@ -87,13 +96,13 @@ def async_to_runtime_calls(module: ir.Module) -> list[str]:
                     func_d.FuncOp(name, ir.FunctionType.get([v.type for v in ins], outs), visibility="private")
             return func_d.CallOp(outs, name, ins).operation
 
-        for op in _walk(module.operation, "async.create_group"):
+        for op in walk(module, "async.create_group"):
             with ir.InsertionPoint(op):
                 g = call(GROUP_CREATE, [], [ptr]).result
             op.results[0].replace_all_uses_with(g)
             op.erase()
         spawned: list[str] = []
-        for op in _walk(module.operation, "async.execute"):
+        for op in walk(module, "async.execute"):
             inner = op.regions[0].blocks[0].operations[0]
             callee = ir.FlatSymbolRefAttr(inner.attributes["callee"]).value
             if callee not in spawned:
@@ -103,7 +112,7 @@ def async_to_runtime_calls(module: ir.Module) -> list[str]:
                 call(SPAWN_PREFIX + callee, [*inner.operands, add.operands[1]], [])
             add.erase()
             op.erase()
-        for op in _walk(module.operation, "async.await_all"):
+        for op in walk(module, "async.await_all"):
             with ir.InsertionPoint(op):
                 call(GROUP_WAIT, [op.operands[0]], [])
             op.erase()
@@ -115,12 +124,12 @@ def propagate_constants(module: ir.Module, callees: list[str]) -> int:
     same `arith.constant` become that constant inside the function, so its loops get static bounds
     again (async-parallel-for passes block size and trip counts as arguments). Returns the count."""
     calls: dict[str, list[ir.Operation]] = {c: [] for c in callees}
-    for op in _walk(module.operation, "func.call"):
+    for op in walk(module, "func.call"):
         name = ir.FlatSymbolRefAttr(op.attributes["callee"]).value
         name = name[len(SPAWN_PREFIX):] if name.startswith(SPAWN_PREFIX) else name
         if name in calls:
             calls[name].append(op)
-    syms = _symbols(module)
+    syms = symbols(module)
     done = 0
     for callee, sites in calls.items():
         f = syms.get(callee)
@@ -148,7 +157,7 @@ def define_spawns(module: ir.Module, callees: list[str]) -> None:
     `@__lean_task_K` (see the module doc)."""
     if not callees:
         return
-    syms = _symbols(module)
+    syms = symbols(module)
     pause = pause_instruction()
     decls = {
         "malloc": "llvm.func @malloc(i64) -> !llvm.ptr",

@@ -8,30 +8,8 @@ from dataclasses import dataclass
 from mlir import ir
 from mlir.dialects import func
 
-from ..ops.core import Spec
-from ..trace import Tensor, constant
-
-
-def func_name(f: ir.Operation) -> str:
-    return ir.StringAttr(f.operation.attributes["sym_name"]).value
-
-
-Module = ir.Module | ir.Operation  # a module, or the builtin.module op a pass receives
-
-
-def module_body(module: Module) -> ir.Block:
-    return module.body if isinstance(module, ir.Module) else module.regions[0].blocks[0]
-
-
-def funcs(module: Module) -> list[ir.Operation]:
-    return [op.operation for op in module_body(module).operations if op.operation.name == "func.func"]
-
-
-def find(module: Module, name: str) -> ir.Operation:
-    for f in funcs(module):
-        if func_name(f) == name:
-            return f
-    raise KeyError(f"no function @{name} in the module")
+from ...irutils.walk import Module, body, find_func, funcs, symbol_name
+from ...ops import Spec, Tensor, constant
 
 
 def body_ops(f: ir.Operation) -> tuple[list[ir.Operation], list[ir.Value]]:
@@ -39,10 +17,10 @@ def body_ops(f: ir.Operation) -> tuple[list[ir.Operation], list[ir.Value]]:
     ops = [o.operation for o in f.regions[0].blocks[0].operations]
     ret = ops[-1]
     if ret.name != "func.return":
-        raise ValueError(f"@{func_name(f)} does not end with func.return")
+        raise ValueError(f"@{symbol_name(f)} does not end with func.return")
     for op in ops[:-1]:
         if not op.name.startswith("lean."):
-            raise ValueError(f"@{func_name(f)}: derivatives need lean ops only, found '{op.name}'")
+            raise ValueError(f"@{symbol_name(f)}: derivatives need lean ops only, found '{op.name}'")
     return ops[:-1], list(ret.operands)
 
 
@@ -50,9 +28,9 @@ def new_function(module: Module, after: ir.Operation, name: str, inputs: Sequenc
                  results: Sequence[ir.Type]) -> func.FuncOp:
     """A new public function `@name` at the end of the module (replacing one of the same name)."""
     for existing in funcs(module):
-        if func_name(existing) == name:
+        if symbol_name(existing) == name:
             existing.erase()
-    with ir.InsertionPoint(module_body(module)), after.location:
+    with ir.InsertionPoint(body(module)), after.location:
         f = func.FuncOp(name, (list(inputs), list(results)))
     f.add_entry_block()
     return f
@@ -131,7 +109,7 @@ def begin(module: Module, name: str, wrt: Sequence[int] | None, new_name: str, w
           signature: Signature) -> Derivation:
     """Create `@new_name` from `@name`; `signature(arg_types, result_types, wrt)` gives its extra
     inputs (after the primal ones) and its results."""
-    f = find(module, name)
+    f = find_func(module, name)
     ops, returned = body_ops(f)
     args = list(f.regions[0].blocks[0].arguments)
     wrt = normalize_wrt(wrt, len(args), f"{what} of @{name}")

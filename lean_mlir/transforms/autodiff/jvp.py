@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from mlir import ir
 from mlir.dialects import func
 
-from ..ops.core import lookup
-from ..trace import Tensor
-from .common import Module, accumulate, begin, cleanup, func_name, funcs, or_zeros, replay
+from ...irutils.walk import Module, funcs, symbol_name
+from ...ops import Tensor
+from ...ops.core import lookup
+from .common import accumulate, begin, cleanup, or_zeros, replay
 
 
 def derive_jvp(module: Module, name: str, wrt: Sequence[int] | None = None,
@@ -48,4 +49,4 @@ def derive_jvp(module: Module, name: str, wrt: Sequence[int] | None = None,
 def jvp_pass(module_op: Module, pass_: object = None) -> None:
     """`lean-derive-jvp`: derive `@f_jvp` (all inputs) for every function present."""
     for f in funcs(module_op):
-        derive_jvp(module_op, func_name(f))
+        derive_jvp(module_op, symbol_name(f))

@@ -1,4 +1,5 @@
-"""Native entry points of a module lowered by `lean_mlir.lower.cpu.lower_to_llvm`.
+"""Packed calls: the native entry points of a module lowered to out-params (the CPU and GPU back
+ends' calling convention), called on NumPy arrays with ~1 us of overhead.
 
 Calling convention. After `buffer-results-to-out-params`, a public `f(args) -> (r...)` is
 `f(args..., outs...) -> ()` on memrefs with identity layout. The ExecutionEngine exposes the packed
@@ -24,19 +25,14 @@ import ctypes
 import ctypes.util
 import os
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
-from mlir import ir
 from mlir.execution_engine import ExecutionEngine
 
-from lean_mlir.lower.cpu import threads
-from lean_mlir.paths import runtime_lib
-from lean_mlir.runtime import pool
+from ..irutils.types import Signature, TensorSpec
 
-Spec = tuple[tuple[int, ...], np.dtype]
-Signature = tuple[list[Spec], list[Spec]]
+Spec = TensorSpec
 
 _PACKED_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
@@ -58,21 +54,6 @@ def _tune_malloc() -> bool:
 
 MALLOC_TUNED = _tune_malloc()
 
-_ASYNC_RUNTIME: list[ctypes.CDLL] = []
-
-
-def _load_async_runtime() -> None:
-    """Load libmlir_async_runtime into the process once, for good (RTLD_GLOBAL: the JIT resolves its
-    `mlirAsyncRuntime*` symbols from the process). Not as an ExecutionEngine shared_lib: the engine's
-    destructor then calls the library's `__mlir_execution_engine_destroy`, which tears down the
-    runtime's thread pool under every other live engine (a later threaded call segfaulted)."""
-    if not _ASYNC_RUNTIME:
-        _ASYNC_RUNTIME.append(ctypes.CDLL(runtime_lib("mlir_async_runtime"), mode=ctypes.RTLD_GLOBAL))
-
-
-_ASYNC_SYMBOLS = ("mlirAsyncRuntimeExecute", "mlirAsyncRuntimeCreateGroup", "mlirAsyncRuntimeCreateToken")
-
-
 def _data_slot_offset() -> int | None:
     """Offset of the data pointer inside a NumPy array object, if `id()` is an address (CPython)."""
     off = 2 * ctypes.sizeof(ctypes.c_void_p)  # PyObject_HEAD: ob_refcnt, ob_type
@@ -83,38 +64,6 @@ def _data_slot_offset() -> int | None:
 
 
 _DATA_OFFSET = _data_slot_offset()
-
-_ELEMENT_DTYPES = {"f32": np.dtype(np.float32), "f64": np.dtype(np.float64)}
-
-
-def _spec_of(t: ir.Type, where: str) -> Spec:
-    if not (isinstance(t, ir.RankedTensorType) and t.has_static_shape):
-        raise TypeError(f"{where}: expected a statically shaped ranked tensor, got {t}")
-    dt = _ELEMENT_DTYPES.get(str(t.element_type))
-    if dt is None:
-        raise TypeError(f"{where}: element type {t.element_type} is not f32 or f64")
-    return tuple(t.shape), dt
-
-
-def signatures_of(module: ir.Module) -> dict[str, Signature]:
-    """Input/output (shape, dtype) specs of every public func.func, read from the tensor-level types.
-
-    Call this before `lower_to_llvm` (which rewrites the signatures to out-params in place).
-    """
-    sigs: dict[str, Signature] = {}
-    for op in module.body.operations:
-        if op.operation.name != "func.func" or len(op.regions[0].blocks) == 0:
-            continue
-        attrs = op.operation.attributes
-        if "sym_visibility" in attrs and ir.StringAttr(attrs["sym_visibility"]).value != "public":
-            continue
-        name = ir.StringAttr(attrs["sym_name"]).value
-        ftype = ir.FunctionType(ir.TypeAttr(attrs["function_type"]).value)
-        ins = [_spec_of(t, f"@{name} argument {i}") for i, t in enumerate(ftype.inputs)]
-        outs = [_spec_of(t, f"@{name} result {i}") for i, t in enumerate(ftype.results)]
-        sigs[name] = (ins, outs)
-    return sigs
-
 
 def _static_table(specs: Sequence[Spec]) -> tuple[ctypes.Array, list[int | None]]:
     """Shared int64 storage of offset/sizes/strides and, per packed slot, its address (None = pointer)."""
@@ -200,42 +149,3 @@ class Entry:
 
     def __repr__(self) -> str:
         return f"Entry(@{self.name}: {self.inputs} -> {self.outputs})"
-
-
-class CpuExecutable:
-    """An ExecutionEngine (opt_level=3) over a module already lowered by `lower_to_llvm`.
-
-    `signatures` maps each entry point to its tensor-level (inputs, outputs) specs, captured with
-    `signatures_of` before lowering. Dropping the last reference (and those of its entries)
-    releases the engine and its code.
-    """
-
-    def __init__(
-        self,
-        module: ir.Module,
-        signatures: Mapping[str, Signature],
-        opt_level: int = 3,
-        shared_libs: Sequence[str] = (),
-    ) -> None:
-        libs = [runtime_lib("mlir_c_runner_utils"), *shared_libs]
-        table = ir.SymbolTable(module.operation)  # a symbol lookup: printing a big module costs ~40 ms
-        if any(name in table for name in _ASYNC_SYMBOLS):  # upstream lowering of a thread split
-            _load_async_runtime()
-        self.engine = ExecutionEngine(module, opt_level=opt_level, shared_libs=libs,
-                                      enable_object_dump=False)
-        if pool.SUBMIT_SYMBOL in table:  # the thread split (lean_mlir.lower.threads)
-            pool.register(self.engine, threads() - 1)
-        self.signatures = dict(signatures)
-        self._entries: dict[str, Entry] = {}
-
-    def entry(self, name: str) -> Entry:
-        e = self._entries.get(name)
-        if e is None:
-            if name not in self.signatures:
-                raise KeyError(f"unknown entry point @{name}; have {sorted(self.signatures)}")
-            e = Entry(self.engine, name, self.signatures[name])
-            self._entries[name] = e
-        return e
-
-    def __call__(self, name: str, *arrays: Any) -> tuple[np.ndarray, ...]:
-        return self.entry(name)(*arrays)

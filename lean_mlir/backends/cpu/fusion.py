@@ -21,44 +21,40 @@ from collections.abc import Callable, Sequence
 
 from mlir import ir
 from mlir.dialects import linalg
-from mlir.passmanager import PassManager
 
-_CLEANUP = "builtin.module(canonicalize,linalg-fuse-elementwise-ops,canonicalize,cse)"
+from ...irutils.linalg import indexing_maps, iterator_types, loop_sizes, static_shapes
+from ...irutils.passes import run_passes
+from ...irutils.walk import walk
+from .schedules.common import apply_transform
+
+_CLEANUP = ("canonicalize", "linalg-fuse-elementwise-ops", "canonicalize", "cse")
+
+# Named linalg ops turned into linalg.generic before fusion (all implement the LinalgOp interface).
+# Contractions (matmul, batch_matmul) stay named so the matmul schedule can find them; fill stays
+# named because it is only ever an init (outs) operand, which fusion does not look through.
+GENERALIZED_OPS: tuple[str, ...] = tuple(
+    "linalg." + n
+    for n in (
+        "add sub mul div div_unsigned max min powf exp log abs ceil floor negf reciprocal round sqrt "
+        "rsqrt square tanh erf select elemwise_unary elemwise_binary elementwise map reduce broadcast "
+        "transpose copy"
+    ).split()
+)
+
+# Upstream fusion of elementwise producers into their consumers (after generalization).
+# `linalg-fold-unit-extent-dims` turns broadcasts from `tensor<1xf32>` (map `(d0) -> (0)`, which the
+# vectorizer rejects) into rank-0 operands (`(d0) -> ()`).
+UPSTREAM_FUSION = ("canonicalize", "linalg-fold-unit-extent-dims", "canonicalize", "linalg-fuse-elementwise-ops",
+                   "canonicalize", "cse")
 MAX_ROUNDS = 16
-
-
-def _maps(op: ir.Operation) -> list[ir.AffineMap]:
-    return [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
-
-
-def _iters(op: ir.Operation) -> list[str]:
-    return [str(it).split("<")[-1].rstrip(">") for it in ir.ArrayAttr(op.attributes["iterator_types"])]
 
 
 def _n_inputs(op: ir.Operation) -> int:
     return len(op.operands) - len(op.results)
 
 
-def _static(op: ir.Operation) -> bool:
-    return all(isinstance(v.type, ir.RankedTensorType) and v.type.has_static_shape
-               for v in [*op.operands, *op.results])
-
-
-def loop_sizes(maps: Sequence[ir.AffineMap], types: Sequence[ir.Type], n: int) -> list[int] | None:
-    """Static loop ranges of a linalg op from operand maps and types; None unless every loop is read
-    by some operand dimension and every map result is a loop index."""
-    sizes: list[int | None] = [None] * n
-    for m, t in zip(maps, types, strict=True):
-        shape = ir.RankedTensorType(t).shape
-        for p, e in enumerate(m.results):
-            if not isinstance(e, ir.AffineDimExpr):
-                return None
-            sizes[e.position] = shape[p]
-    return None if None in sizes else sizes  # type: ignore[return-value]
-
-
 def _loop_ranges(op: ir.Operation) -> list[int] | None:
-    maps = _maps(op)
+    maps = indexing_maps(op)
     return loop_sizes(maps, [v.type for v in op.operands], maps[0].n_dims)
 
 
@@ -67,14 +63,14 @@ def _identity(m: ir.AffineMap) -> bool:
 
 
 def _all(op: ir.Operation, kind: str) -> bool:
-    iters = _iters(op)
+    iters = iterator_types(op)
     return bool(iters) and all(it == kind for it in iters)
 
 
 def _parallel(op: ir.Operation) -> bool:
     """All-parallel, every output indexed by the loops in order."""
     n_in = _n_inputs(op)
-    return _all(op, "parallel") and all(_identity(m) for m in _maps(op)[n_in:])
+    return _all(op, "parallel") and all(_identity(m) for m in indexing_maps(op)[n_in:])
 
 
 def _full_reduction(op: ir.Operation) -> bool:
@@ -104,7 +100,7 @@ def _build(parts: Sequence[ir.Operation], anchor: ir.Operation,
     ins: list[tuple[ir.Value, ir.AffineMap]] = []
     outs: list[tuple[ir.Value, ir.AffineMap]] = []
     for k, p in enumerate(parts):
-        n_in, maps = _n_inputs(p), _maps(p)
+        n_in, maps = _n_inputs(p), indexing_maps(p)
         ins += [(v, maps[i]) for i, v in enumerate(list(p.operands)[:n_in]) if substitute(k, i) is None]
         if keep[k]:
             outs += [(v, maps[n_in + j]) for j, v in enumerate(list(p.operands)[n_in:])]
@@ -157,7 +153,7 @@ def _replace(parts: Sequence[ir.Operation], new: ir.Operation, keep: Sequence[bo
 
 def _generics(block: ir.Block) -> list[ir.Operation]:
     return [op.operation for op in block.operations
-            if op.operation.name == "linalg.generic" and _static(op.operation)]
+            if op.operation.name == "linalg.generic" and static_shapes(op.operation)]
 
 
 def _merge_reductions(block: ir.Block) -> bool:
@@ -168,7 +164,7 @@ def _merge_reductions(block: ir.Block) -> bool:
         if users is None:
             continue
         for b in reds[i + 1:]:
-            if _iters(a) != _iters(b) or _loop_ranges(a) != _loop_ranges(b) or _loop_ranges(a) is None:
+            if iterator_types(a) != iterator_types(b) or _loop_ranges(a) != _loop_ranges(b) or _loop_ranges(a) is None:
                 continue
             if not all(b.is_before_in_block(u) for u in users):
                 continue  # a's results are used before b: b would no longer dominate them
@@ -191,11 +187,11 @@ def _fuse_into_first_user(block: ir.Block) -> bool:
         p_results = list(p.results)
         only = len(users) == 1  # one user reading several results (or one twice): P goes into it whole
         for c in users:
-            if c.name != "linalg.generic" or not _static(c) or not (only or _parallel(c)):
+            if c.name != "linalg.generic" or not static_shapes(c) or not (only or _parallel(c)):
                 continue
             if _loop_ranges(c) != _loop_ranges(p):
                 continue
-            n_in, c_maps = _n_inputs(c), _maps(c)
+            n_in, c_maps = _n_inputs(c), indexing_maps(c)
             from_p = {i: p_results.index(v) for i, v in enumerate(list(c.operands)[:n_in]) if v in p_results}
             if all(_identity(c_maps[i]) for i in from_p):
                 break
@@ -236,5 +232,26 @@ def fuse_multi_use(module: ir.Module) -> int:
         if not changed:
             break
         applied += changed
-        PassManager.parse(_CLEANUP, context=module.context).run(module.operation)
+        run_passes(module, _CLEANUP)
     return applied
+
+
+def generalize(module: ir.Module) -> None:
+    """Named elementwise linalg ops -> linalg.generic (the transform op, on the names present)."""
+    names = sorted({op.name for op in walk(module, GENERALIZED_OPS)})
+    if names:
+        quoted = ", ".join(f'"{n}"' for n in names)
+        apply_transform(
+            module,
+            f"  %ops = transform.structured.match ops{{[{quoted}]}} in %root"
+            " : (!transform.any_op) -> !transform.any_op\n"
+            "  %g = transform.structured.generalize %ops : (!transform.any_op) -> !transform.any_op\n",
+        )
+
+
+def fuse(module: ir.Module) -> None:
+    """Named elementwise ops to generics, upstream elementwise fusion, then multi-use fusion: the
+    tensor-level fusion of the CPU pipeline (pass `lean-fuse-linalg`)."""
+    generalize(module)
+    run_passes(module, UPSTREAM_FUSION)
+    fuse_multi_use(module)

@@ -1,14 +1,18 @@
-"""The eager interpreter: NumPy evaluation of a func.func of lean ops (the reference semantics)."""
+"""The eager back end: a NumPy interpreter of lean functions (the reference semantics and the
+tests' oracle). It takes lean IR as is: nothing to lower."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from mlir import ir
 
-from ..ops.core import Spec, lookup
+from ..irutils.types import Signature
+from ..irutils.walk import find_func, funcs, symbol_name
+from ..ops import Spec, lookup
+from ..options import Options
 
 
 class EagerFunction:
@@ -17,7 +21,7 @@ class EagerFunction:
     def __init__(self, func_op: ir.Operation) -> None:
         op = func_op.operation
         block = op.regions[0].blocks[0]
-        self.name = ir.StringAttr(op.attributes["sym_name"]).value
+        self.name = symbol_name(op)
         slots: dict[ir.Value, int] = {a: i for i, a in enumerate(block.arguments)}
         self.arg_specs = [Spec.of_type(a.type) for a in block.arguments]
         self.steps: list[tuple[Callable[..., np.ndarray], list[int], dict[str, Any], np.dtype]] = []
@@ -46,13 +50,35 @@ class EagerFunction:
         return tuple(np.array(env[i], copy=True) for i in self.outputs)
 
 
-def find_func(module: ir.Module, name: str) -> ir.Operation:
-    for op in module.body.operations:
-        if op.operation.name == "func.func" and ir.StringAttr(op.attributes["sym_name"]).value == name:
-            return op.operation
-    raise KeyError(f"no function @{name} in the module")
-
-
 def evaluate(module: ir.Module, name: str, arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
     """Evaluate `@name` of `module` on NumPy arrays."""
     return EagerFunction(find_func(module, name))(*arrays)
+
+
+class EagerExecutable:
+    def __init__(self, module: ir.Module, signatures: Mapping[str, Signature], stages: Mapping[str, str]) -> None:
+        self.signatures, self.stages = dict(signatures), dict(stages)
+        self._functions = {symbol_name(f): EagerFunction(f) for f in funcs(module, defined=True)
+                           if symbol_name(f) in self.signatures}
+
+    def entry(self, name: str) -> EagerFunction:
+        try:
+            return self._functions[name]
+        except KeyError:
+            raise KeyError(f"unknown entry point @{name}; have {sorted(self._functions)}") from None
+
+
+class EagerBackend:
+    name = "eager"
+    consumes = "lean"
+    stage_names: tuple[str, ...] = ()
+
+    def lower(self, module: ir.Module, options: Options) -> dict[str, str]:
+        return {}
+
+    def load(self, module: ir.Module, signatures: Mapping[str, Signature], stages: Mapping[str, str],
+             options: Options) -> EagerExecutable:
+        return EagerExecutable(module, signatures, stages)
+
+
+BACKEND = EagerBackend()

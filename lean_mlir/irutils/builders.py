@@ -1,15 +1,9 @@
-"""lean-to-linalg: rewrite every `lean.*` op into linalg / tensor / arith / math on tensors.
-
-The walker is generic over the rule table: for each lean op it looks up the OpDef and calls its
-`lower(operands, result_type, **attrs)` (built next to the op's stanza in lean_mlir/ops) or, for an
-elementwise op, `lower_elementwise` driven by `OpDef.elementwise`. This module also holds the small
-builders the per-op lowerings share (empty / fill / generic / reduce / broadcast / reshape).
-
-It imports nothing from lean_mlir.ops at module level: the stanzas import these helpers.
-"""
+"""Small builders of linalg / tensor / arith IR on tensors, shared by the op stanzas' lowerings (all
+need an insertion point and a location). They know no lean op."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,10 +13,6 @@ from mlir.dialects import arith, linalg, tensor
 # A map of a generic's operand: for each operand dim, a loop index, or None for the constant 0
 # (a stretched size-1 dim). `None` as the whole map means the identity.
 Dims = Sequence[int | None]
-
-
-class LoweringError(NotImplementedError):
-    """A lean op has no lowering to linalg."""
 
 
 # ---- small builders (all need an insertion point and a location)
@@ -134,9 +124,7 @@ def reshape(x: ir.Value, result_type: ir.RankedTensorType) -> ir.Value:
         return tensor.expand_shape(result_type, x, [], [], shape)
     if result_type.rank == 0:
         return tensor.collapse_shape(result_type, x, [])
-    n = 1
-    for d in src.shape:
-        n *= d
+    n = math.prod(src.shape)
     flat = x if src.rank == 1 else tensor.collapse_shape(tensor_type([n], src.element_type), x,
                                                          [list(range(src.rank))])
     return flat if result_type.rank == 1 else tensor.expand_shape(result_type, flat, [list(range(len(shape)))],
@@ -162,51 +150,3 @@ def extract(x: ir.Value, offsets: Sequence[int], result_type: ir.RankedTensorTyp
     return tensor.extract_slice(result_type, x, [], [], [], list(offsets), shape, [1] * len(shape))
 
 
-# ---- the walker
-def _lean_ops(root: ir.Operation) -> list[ir.Operation]:
-    found: list[ir.Operation] = []
-
-    def visit(op: ir.Operation) -> ir.WalkResult:
-        if op.name.startswith("lean."):
-            found.append(op)
-        return ir.WalkResult.ADVANCE
-
-    root.walk(visit)
-    return found
-
-
-def lower_op(op: ir.Operation) -> ir.Value:
-    """Build the linalg form of one lean op before it and return the value that replaces it."""
-    from ..ops import lookup  # the full table; importing here avoids an import cycle
-
-    d = lookup(op.name)
-    attrs = d.attrs_from_op(op)
-    result_type = ir.RankedTensorType(op.results[0].type)
-    with ir.InsertionPoint(op), op.location:
-        if d.lower is not None:
-            return d.lower(list(op.operands), result_type, **attrs)
-        if d.elementwise is not None:
-            return lower_elementwise(d.elementwise, list(op.operands), result_type, **attrs)
-    raise LoweringError(f"op '{op.name}' has no lowering to linalg (neither `lower` nor `elementwise`)")
-
-
-def _rewrite(root: ir.Operation) -> None:
-    # Program order: an op's operands are already replaced by their lowered values when it is reached.
-    for op in _lean_ops(root):
-        new = lower_op(op)
-        if not isinstance(new, ir.Value):
-            raise LoweringError(f"lowering of '{op.name}' returned {type(new).__name__}, not an ir.Value")
-        if new.type != op.results[0].type:
-            raise LoweringError(f"lowering of '{op.name}' produced {new.type}, expected {op.results[0].type}")
-        op.results[0].replace_all_uses_with(new)
-        op.erase()
-
-
-def lower_lean_to_linalg(module: ir.Module) -> None:
-    """Rewrite every lean op in `module` in place into linalg / tensor / arith / math."""
-    _rewrite(module.operation)
-
-
-def lean_to_linalg_pass(op: ir.Operation, pass_: Any) -> None:
-    """PassManager entry: `pm.add(lean_to_linalg_pass, name="lean-to-linalg")` (builtin.module)."""
-    _rewrite(op.operation if hasattr(op, "operation") else op)

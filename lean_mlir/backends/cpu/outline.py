@@ -19,21 +19,13 @@ from __future__ import annotations
 
 from mlir import ir
 from mlir.dialects import func as func_d
+from mlir.dialects import tensor
+
+from ...irutils.linalg import dims_map, indexing_maps, matmul_maps
+from ...irutils.walk import walk
 
 KERNEL_PREFIX = "__lean_"
 OUTLINED_OPS = ("linalg.matmul", "linalg.batch_matmul")
-
-
-def _walk(root: ir.Operation, names: tuple[str, ...]) -> list[ir.Operation]:
-    found: list[ir.Operation] = []
-
-    def visit(op: ir.Operation) -> ir.WalkResult:
-        if op.name in names:
-            found.append(op)
-        return ir.WalkResult.ADVANCE
-
-    root.walk(visit)
-    return found
 
 
 def _op(owner: object) -> ir.Operation | None:
@@ -72,18 +64,13 @@ def _transpose_input(v: ir.Value) -> ir.Value | None:
     op = _op(v.owner)
     if op is None or op.name != "linalg.generic" or len(op.operands) != 2 or len(op.results) != 1:
         return None
-    maps = [ir.AffineMapAttr(m).value for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
-    if len(maps) != 2 or maps[0].n_dims != 2 or str(maps[0]) != "(d0, d1) -> (d1, d0)" \
-            or str(maps[1]) != "(d0, d1) -> (d0, d1)":
+    if indexing_maps(op) != [dims_map(2, [1, 0]), dims_map(2, [0, 1])]:
         return None
     body = op.regions[0].blocks[0]
     ops = list(body.operations)
     if len(ops) != 1 or ops[0].name != "linalg.yield" or ops[0].operands[0] != body.arguments[0]:
         return None
     return op.operands[0]
-
-
-TRANSPOSED_A = ["(d0, d1, d2) -> (d2, d0)", "(d0, d1, d2) -> (d2, d1)", "(d0, d1, d2) -> (d0, d1)"]
 
 
 def fold_transposes(module: ir.Module) -> int:
@@ -93,9 +80,8 @@ def fold_transposes(module: ir.Module) -> int:
     ctx = module.context
     done = 0
     with ctx, ir.Location.unknown(ctx):
-        for op in _walk(module.operation, ("linalg.matmul",)):
-            maps = [str(ir.AffineMapAttr(m).value) for m in ir.ArrayAttr(op.attributes["indexing_maps"])]
-            if maps != ["(d0, d1, d2) -> (d0, d2)", "(d0, d1, d2) -> (d2, d1)", "(d0, d1, d2) -> (d0, d1)"]:
+        for op in walk(module, "linalg.matmul"):
+            if indexing_maps(op) != matmul_maps():
                 continue
             x = _transpose_input(op.operands[0])
             if x is None:
@@ -103,15 +89,11 @@ def fold_transposes(module: ir.Module) -> int:
             producer = _op(op.operands[0].owner)
             op.operands[0] = x
             op.attributes["indexing_maps"] = ir.ArrayAttr.get(
-                [ir.AffineMapAttr.get(_parse_map(m)) for m in TRANSPOSED_A])
+                [ir.AffineMapAttr.get(m) for m in matmul_maps(transposed_a=True)])
             if not list(producer.results[0].uses):
                 producer.erase()
             done += 1
     return done
-
-
-def _parse_map(text: str) -> ir.AffineMap:
-    return ir.AffineMapAttr(ir.Attribute.parse(f"affine_map<{text}>")).value
 
 
 def outline_contractions(module: ir.Module) -> int:
@@ -121,7 +103,7 @@ def outline_contractions(module: ir.Module) -> int:
     kernels: dict[str, str] = {}  # kind key -> function name
     names: set[str] = set()
     with ctx, ir.Location.unknown(ctx):
-        for op in _walk(module.operation, OUTLINED_OPS):
+        for op in walk(module, OUTLINED_OPS):
             if len(op.results) != 1 or len(op.operands) != 3:
                 continue
             types = [v.type for v in op.operands]
@@ -159,8 +141,6 @@ def _make_kernel(module: ir.Module, op: ir.Operation, name: str, types: list[ir.
     entry = f.add_entry_block()
     with ir.InsertionPoint(entry):
         if fill is not None:
-            from mlir.dialects import tensor
-
             empty = tensor.EmptyOp(list(types[2].shape), types[2].element_type).result
             cst = fill.operands[0].owner.clone()
             new_fill = fill.clone()

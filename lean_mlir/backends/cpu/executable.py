@@ -1,0 +1,68 @@
+"""The CPU executable: an ExecutionEngine over a module the CPU pipeline lowered, with packed-call
+entry points."""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from mlir import ir
+from mlir.execution_engine import ExecutionEngine
+
+from ...irutils.paths import runtime_lib
+from ...irutils.types import Signature
+from ...options import Options
+from ...runtime import pool
+from ...runtime.packed import Entry
+from .pipeline import threads_for
+
+_ASYNC_RUNTIME: list[ctypes.CDLL] = []
+
+
+def _load_async_runtime() -> None:
+    """Load libmlir_async_runtime into the process once, for good (RTLD_GLOBAL: the JIT resolves its
+    `mlirAsyncRuntime*` symbols from the process). Not as an ExecutionEngine shared_lib: the engine's
+    destructor then calls the library's `__mlir_execution_engine_destroy`, which tears down the
+    runtime's thread pool under every other live engine (a later threaded call segfaulted)."""
+    if not _ASYNC_RUNTIME:
+        _ASYNC_RUNTIME.append(ctypes.CDLL(runtime_lib("mlir_async_runtime"), mode=ctypes.RTLD_GLOBAL))
+
+
+_ASYNC_SYMBOLS = ("mlirAsyncRuntimeExecute", "mlirAsyncRuntimeCreateGroup", "mlirAsyncRuntimeCreateToken")
+
+
+class CpuExecutable:
+    """An ExecutionEngine (`Options.opt_level`) over a module lowered by the CPU pipeline.
+
+    `signatures` maps each entry point to its tensor-level (inputs, outputs) specs, read before
+    lowering (`lean_mlir.irutils.types.signatures`). Dropping the last reference (and those of its entries)
+    releases the engine and its code.
+    """
+
+    def __init__(self, module: ir.Module, signatures: Mapping[str, Signature], stages: Mapping[str, str],
+                 options: Options, shared_libs: Sequence[str] = ()) -> None:
+        libs = [runtime_lib("mlir_c_runner_utils"), *shared_libs]
+        table = ir.SymbolTable(module.operation)  # a symbol lookup: printing a big module costs ~40 ms
+        if any(name in table for name in _ASYNC_SYMBOLS):  # upstream lowering of a thread split
+            _load_async_runtime()
+        self.engine = ExecutionEngine(module, opt_level=options.opt_level, shared_libs=libs,
+                                      enable_object_dump=False)
+        if pool.SUBMIT_SYMBOL in table:  # the thread split (lean_mlir.lower.threads)
+            pool.register(self.engine, threads_for(options) - 1, options.spin)
+        self.signatures = dict(signatures)
+        self.stages = dict(stages)
+        self._entries: dict[str, Entry] = {}
+
+    def entry(self, name: str) -> Entry:
+        e = self._entries.get(name)
+        if e is None:
+            if name not in self.signatures:
+                raise KeyError(f"unknown entry point @{name}; have {sorted(self.signatures)}")
+            e = Entry(self.engine, name, self.signatures[name])
+            self._entries[name] = e
+        return e
+
+    def __call__(self, name: str, *arrays: Any) -> tuple[np.ndarray, ...]:
+        return self.entry(name)(*arrays)

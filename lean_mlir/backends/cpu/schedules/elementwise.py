@@ -1,0 +1,88 @@
+"""Elementwise schedules: all-parallel generics tiled to vectors along the innermost dimension
+(a masked last vector where no vector length divides it), square tiles where an operand is read
+transposed, the outermost dimension split across threads when the loop is large."""
+
+from __future__ import annotations
+
+import math
+
+from mlir import ir
+
+from ....irutils.linalg import indexing_maps, iterator_types
+from ....irutils.types import element_name
+from ....irutils.walk import walk
+from .common import PARALLEL_MIN_ELEMENTS, TAG, Context, any_ops, static_tensor_types, vector_length
+
+# Elementwise loops that read an operand transposed (the innermost loop walks a strided dimension)
+# take square tiles: a tile x tile block read, transposed in registers (vector.transpose lowered to
+# shuffles) and written contiguously, instead of a gather of `vec` strided elements per row.
+
+
+def _transposes_inner(maps: list[ir.AffineMap], rank: int) -> bool:
+    """Some input is indexed by the innermost loop in a non-innermost position (a transposed read)."""
+    for m in maps[:-1]:
+        dims = [ir.AffineDimExpr(e).position for e in m.results]
+        if rank - 1 in dims and dims[-1] != rank - 1:
+            return True
+    return False
+
+
+def elementwise_schedules(module: ir.Module, ctx: Context) -> list[str]:
+    """Tag all-parallel generics whose innermost dim divides the vector length; tile and vectorize."""
+    out: list[str] = []
+    for op in walk(module, ("linalg.generic",)):
+        types = static_tensor_types(op)
+        if types is None or not types:
+            continue
+        iters = iterator_types(op)
+        if any(it != "parallel" for it in iters):
+            continue
+        res = types[-1]
+        elem = element_name(res.element_type)
+        if elem is None or res.rank == 0 or res.rank != len(iters):
+            continue
+        maps = indexing_maps(op)
+        out_map = maps[-1]
+        if out_map != ir.AffineMap.get_identity(out_map.n_dims, module.context):
+            continue  # the tile sizes below assume the output is indexed by the loops in order
+        if not all(m.is_projected_permutation for m in maps):
+            continue
+        shape = res.shape
+        vec = vector_length(shape[-1], ctx.target.elementwise_vector(elem), min_steps=1)
+        masked = not vec and shape[-1] >= ctx.target.elementwise_vector(elem)
+        if masked:  # no vector length divides the row (1e6 + 1): full vectors, the last one masked
+            vec = ctx.target.elementwise_vector(elem)
+        if not vec or 0 in shape:
+            continue
+        i = len(out)
+        tag = f"{TAG}_ew{i}"
+        op.attributes[tag] = ir.UnitAttr.get(module.context)
+        sizes = ", ".join(["1"] * (res.rank - 1) + [str(vec)])
+        sq = ctx.target.transpose_tile(elem)
+        if (not masked and res.rank >= 2 and shape[-1] % sq == 0 and shape[-2] % sq == 0
+                and _transposes_inner(maps, res.rank)):
+            sizes = ", ".join(["1"] * (res.rank - 2) + [str(sq), str(sq)])
+        # threads: split the outermost dimension into `nt` blocks when the loop is large
+        nt = ctx.threads
+        total = math.prod(shape)
+        lead = shape[0] // nt if res.rank > 1 else 0 if masked else shape[0] // (nt * vec) * vec
+        split = nt > 1 and total >= PARALLEL_MIN_ELEMENTS and lead > 0 and lead * nt == shape[0]
+        src = f"%ew{i}"
+        pre = ""
+        if split:
+            psizes = ", ".join([str(lead)] + ["0"] * (res.rank - 1))
+            pre = (f"  %ep{i}, %ef{i} = transform.structured.tile_using_forall %ew{i}"
+                   f" tile_sizes [{psizes}] : {any_ops(2)}\n")
+            src = f"%ep{i}"
+        out.append(
+            f"  %ew{i} = transform.structured.match attributes{{{tag}}} in %root"
+            " : (!transform.any_op) -> !transform.any_op\n"
+            + pre
+            + f"  %et{i}, %el{i}:{res.rank} = transform.structured.tile_using_for {src}"
+            f" tile_sizes [{sizes}] : {any_ops(res.rank + 1)}\n"
+            f"  transform.structured.vectorize %et{i}{f' vector_sizes [{sizes}]' if masked else ''}"
+            " : !transform.any_op\n"
+        )
+    return out
+
+
