@@ -15,8 +15,11 @@ from collections.abc import Callable
 import numpy as np
 from mlir import ir
 
-from lean_mlir.lower import cpu
-from lean_mlir.runtime import jit, validate
+from lean_mlir.backends.base import compile_module
+from lean_mlir.backends.cpu import BACKEND as CPU
+from lean_mlir.backends.cpu import CpuExecutable
+from lean_mlir.options import Options
+from lean_mlir.runtime import packed, validate
 
 ADD = """
 func.func @add(%a: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<4xf32> {
@@ -38,13 +41,10 @@ func.func @mm(%a: tensor<{n}x{n}x{t}>, %b: tensor<{n}x{n}x{t}>) -> tensor<{n}x{n
 """
 
 
-def compile_text(text: str) -> tuple[jit.CpuExecutable, float]:
+def compile_text(text: str) -> tuple[CpuExecutable, float]:
     t0 = time.perf_counter()
     with ir.Context():
-        m = ir.Module.parse(text)
-        sigs = jit.signatures_of(m)
-        cpu.lower_to_llvm(m)
-        exe = jit.CpuExecutable(m, sigs)
+        exe = compile_module(CPU, ir.Module.parse(text), Options())
     return exe, time.perf_counter() - t0
 
 
@@ -58,12 +58,12 @@ def overhead(repeat: int) -> None:
     a, b = np.arange(4, dtype=np.float32), np.ones(4, np.float32)
     out = np.empty(4, np.float32)
     # the bare kernel through the packed wrapper, with a prebuilt slot table (no Python per arg)
-    table, slots = jit._static_table(add.inputs + add.outputs)
+    table, slots = packed._static_table(add.inputs + add.outputs)
     raw = (ctypes.c_void_p * len(slots))(*[s or 0 for s in slots])
     ptrs = [(ctypes.c_void_p * 1)(x.ctypes.data) for x in (a, b, out)]
     for j, s in enumerate(add._ptr_slots):
         raw[s] = raw[s + 1] = ctypes.addressof(ptrs[j])
-    fn = jit._PACKED_FN(exe.engine.raw_lookup("add"))
+    fn = packed._PACKED_FN(exe.engine.raw_lookup("add"))
     fn(raw)
     assert np.array_equal(out, a + b) and np.array_equal(add(a, b)[0], a + b)
     specs = add.inputs

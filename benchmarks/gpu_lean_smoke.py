@@ -72,9 +72,9 @@ def lower_for_gpu(lean_text: str, **gpu_options: str):  # -> GpuExecutable
     """Every function of a lean module lowered as backend="gpu" does it (linalg, then GpuExecutable)."""
     from mlir import ir
 
-    from lean_mlir.context import make_context
-    from lean_mlir.lower.gpu import GpuExecutable
-    from lean_mlir.lower.linalg import lower_lean_to_linalg
+    from lean_mlir.irutils.context import make_context
+    from lean_mlir.backends.gpu import GpuExecutable
+    from lean_mlir.transforms.to_linalg import lower_lean_to_linalg
 
     with make_context(), ir.Location.unknown():    # the module keeps its Context alive
         m = ir.Module.parse(lean_text)
@@ -87,8 +87,8 @@ def build_one(out: pathlib.Path, name: str) -> dict:
     from mlir import ir
 
     import lean_mlir as lm
-    from lean_mlir.context import make_context
-    from lean_mlir.runtime.eager import EagerFunction
+    from lean_mlir.irutils.context import make_context
+    from lean_mlir.backends.eager import EagerFunction
 
     [(_, fn, specs, xs, scalar)] = programs([name])
     compile_ = lm.compile_scalar if scalar else lm.compile_out

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""GPU smoke test of lean_mlir.lower.gpu: compile linalg modules, run them on CUDA, compare with NumPy.
+"""GPU smoke test of lean_mlir.backends.gpu: compile linalg modules, run them on CUDA, compare with NumPy.
 
 Three ways to run it (each prints one PASS/FAIL line per case, timings, and a summary; exit code 1 on
 any FAIL):
@@ -12,7 +12,7 @@ any FAIL):
       on the GPU machine; needs only NumPy and the NVIDIA driver (no MLIR); each case runs in its own
       subprocess, so a crash is reported and the others still run. About 10-30 s.
   python benchmarks/gpu_smoke.py
-      in-process through lean_mlir.lower.gpu.GpuExecutable (needs MLIR *and* a GPU).
+      in-process through lean_mlir.backends.gpu.GpuExecutable (needs MLIR *and* a GPU).
 
 Variants built: "ptx-sm80" (PTX, JIT-compiled by the driver at load: runs on any GPU >= sm_80) and
 "cubin-sm90" (ptxas-made cubin for Hopper: H100/H200). The .so files are the final host code (LLVM IR ->
@@ -368,7 +368,7 @@ _STUB_LLVM_C = "/* empty: libmlir_cuda_runtime.so NEEDs libLLVM.so but uses none
 
 def prepare_lib(out: pathlib.Path) -> None:
     """DIR/lib: the MLIR CUDA runtime wrappers and an empty libLLVM.so stand-in (found via its $ORIGIN)."""
-    from lean_mlir.paths import runtime_lib
+    from lean_mlir.irutils.paths import runtime_lib
 
     (out / "lib").mkdir(parents=True, exist_ok=True)
     shutil.copy(runtime_lib("mlir_cuda_runtime"), out / "lib" / "libmlir_cuda_runtime.so")
@@ -379,7 +379,7 @@ def prepare_lib(out: pathlib.Path) -> None:
 
 def link_shared(llvm_dialect: str, so: pathlib.Path) -> None:
     """LLVM-dialect module text -> LLVM IR -> object (llc -O3, PIC) -> shared object `so`."""
-    from lean_mlir.paths import tool
+    from lean_mlir.irutils.paths import tool
 
     ll, obj = so.with_suffix(".ll"), so.with_suffix(".o")
     ll.write_text(subprocess.run([str(tool("mlir-translate")), "--mlir-to-llvmir"], input=llvm_dialect,
@@ -396,7 +396,7 @@ def link_shared(llvm_dialect: str, so: pathlib.Path) -> None:
 def build(out: pathlib.Path, names: list[str] | None = None) -> int:
     from mlir import ir
 
-    from lean_mlir.lower.gpu import lower_to_gpu
+    from lean_mlir.backends.gpu import lower_to_gpu
 
     out.mkdir(parents=True, exist_ok=True)
     prepare_lib(out)
@@ -516,7 +516,7 @@ def run(out: pathlib.Path) -> int:
 def in_process() -> int:
     from mlir import ir
 
-    from lean_mlir.lower.gpu import GpuExecutable, cuda_available
+    from lean_mlir.backends.gpu import GpuExecutable, cuda_available
 
     print(f"driver: {_driver_info()}", flush=True)
     if not cuda_available():

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import lean_mlir as lm
-from lean_mlir.trace import emit
+from lean_mlir.ops import emit
 
 
 @dataclass

@@ -8,23 +8,11 @@ import re
 
 import numpy as np
 import pytest
-from mlir import ir
+from support import build
 
 import lean_mlir as lm
-from lean_mlir.context import make_context
-from lean_mlir.lower import cpu
-from lean_mlir.runtime import jit
-
-
-def build(text: str) -> tuple[jit.CpuExecutable, dict[str, str]]:
-    ctx = make_context()
-    with ctx, ir.Location.unknown():
-        m = ir.Module.parse(text)
-        sigs = jit.signatures_of(m)
-        stages = cpu.lower_to_llvm(m)
-        exe = jit.CpuExecutable(m, sigs)
-    exe._ctx = ctx  # type: ignore[attr-defined]
-    return exe, stages
+from lean_mlir.backends.cpu.schedules.matmul import _register_tile
+from lean_mlir.backends.cpu.target import host
 
 
 def mlp(x, t, w1, b1, w2, b2, w3, b3):  # noqa: ANN001, ANN201
@@ -44,14 +32,11 @@ def _mlp_case(b: int, w: int) -> tuple[list[lm.Spec], list[np.ndarray]]:
 def test_outlined_matmuls_equal_inline(monkeypatch: pytest.MonkeyPatch, threads: str) -> None:
     """Forward, VJP and JVP of an MLP: one kernel per matmul kind, bit-identical to inline matmuls."""
     monkeypatch.setenv("LEAN_MLIR_THREADS", threads)
-    cpu.threads.cache_clear()
     specs, xs = _mlp_case(64, 256)
     out = {}
     try:
         for outline in (False, True):
-            monkeypatch.setattr(cpu, "OUTLINE_CONTRACTIONS", outline)
-            lm.clear_cache()
-            c = lm.compile_scalar(mlp, *specs, wrt=[2, 3, 4, 5, 6, 7])
+            c = lm.compile_scalar(mlp, *specs, wrt=[2, 3, 4, 5, 6, 7], options=lm.Options(outline=outline))
             sched = c.ir("scheduled")
             kernels = re.findall(r"func\.func private @(__lean_\w+)", sched)
             calls = re.findall(r"call @(__lean_\w+)", sched)
@@ -64,7 +49,6 @@ def test_outlined_matmuls_equal_inline(monkeypatch: pytest.MonkeyPatch, threads:
             out[outline] = (c.forward(*xs), c.value_and_backward(*xs), c.jvp(xs, xs[2:]))
     finally:
         lm.clear_cache()
-        cpu.threads.cache_clear()
     (f0, (v0, g0), (j0, dj0)), (f1, (v1, g1), (j1, dj1)) = out[False], out[True]
     assert f0 == f1 and v0 == v1 and j0 == j1 and dj0 == dj1
     for a, b in zip(g0, g1, strict=True):
@@ -136,7 +120,6 @@ def test_thread_split_without_coroutines(monkeypatch: pytest.MonkeyPatch) -> Non
     try:
         for k in ("1", "2"):
             monkeypatch.setenv("LEAN_MLIR_THREADS", k)
-            cpu.threads.cache_clear()
             lm.clear_cache()
             c = lm.compile_scalar(mlp, *specs, wrt=[2, 3, 4, 5, 6, 7])
             llvm = c.ir("llvm")
@@ -145,7 +128,6 @@ def test_thread_split_without_coroutines(monkeypatch: pytest.MonkeyPatch) -> Non
             res[k] = [c.value_and_backward(*xs) for _ in range(20)]
     finally:
         lm.clear_cache()
-        cpu.threads.cache_clear()
     v1, g1 = res["1"][0]
     for v, g in res["2"]:
         assert abs(v - v1) <= 1e-6 * abs(v1)
@@ -189,7 +171,7 @@ def test_full_reduction_any_rank(shape: tuple[int, ...]) -> None:
     b = rng.standard_normal(b_shape).astype(np.float32)
     p, q = rng.standard_normal((16, 8)).astype(np.float32), rng.standard_normal((8, 32)).astype(np.float32)
     c = lm.compile_scalar(fn, *[lm.Spec(v.shape, "f32") for v in (x, b, p, q)])
-    vec = cpu.REDUCTION_VECTOR["f32"]
+    vec = host().reduction_vector("f32")
     if shape[-1] % vec == 0 and shape[-1] >= 2 * vec:
         sched = c.ir("scheduled")
         assert re.search(rf"math\.tanh %\w+ : vector<{vec}xf32>", sched)
@@ -209,17 +191,16 @@ def test_square_tiled_transpose(shape: tuple[int, ...], t: str) -> None:
     o = lm.compile_out(lambda a: lm.transpose(a, perm) * 2.0, lm.Spec(shape, t))
     w = np.random.default_rng(7).standard_normal(shape).astype(dt)
     np.testing.assert_array_equal(o.forward(w), np.transpose(w, perm) * 2)
-    sq = cpu.TRANSPOSE_TILE[t]
-    if shape[-1] % sq == 0 and shape[-2] % sq == 0 and shape[-2] % cpu.ELEMENTWISE_VECTOR[t] == 0:
+    sq = host().transpose_tile(t)
+    if shape[-1] % sq == 0 and shape[-2] % sq == 0 and shape[-2] % host().elementwise_vector(t) == 0:
         assert "vector.transpose" not in o.ir("scheduled") and "permutation_map" not in o.ir("scheduled")
 
 
 def test_thread_split_coroutine_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     """Async ops the coroutine-free rewrite does not know fall back to the upstream lowering."""
-    from lean_mlir.lower import threads
+    from lean_mlir.backends.cpu import threads
 
     monkeypatch.setenv("LEAN_MLIR_THREADS", "2")
-    cpu.threads.cache_clear()
     monkeypatch.setattr(threads, "supported", lambda module: False)
     n = 256
     rng = np.random.default_rng(8)
@@ -232,18 +213,17 @@ def test_thread_split_coroutine_fallback(monkeypatch: pytest.MonkeyPatch) -> Non
             np.testing.assert_allclose(o.forward(a, b), a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
     finally:
         lm.clear_cache()
-        cpu.threads.cache_clear()
 
 
 def test_narrow_register_tile_rows() -> None:
     """A narrow C (n below the register tile's width, e.g. a 10-class layer) doubles the tile's rows
     only when A is read transposed (contiguous A column); with A read by rows it keeps the default."""
-    inner = cpu.MATMUL_TILES["f32"].inner
-    assert cpu._register_tile(inner, 256, 10) == (inner[0], 10, 1)
-    assert cpu._register_tile(inner, 256, 10, transposed_a=True) == (2 * inner[0], 10, 1)
-    assert cpu._register_tile(inner, 256, 16) == (inner[0], 16, 1)
-    assert cpu._register_tile(inner, 256, 64) == inner
-    assert cpu._register_tile(inner, 12, 10, transposed_a=True) == (4, 10, 1)  # 16 does not divide 12
+    inner = host().matmul_register_tile("f32")
+    assert _register_tile(inner, 256, 10) == (inner[0], 10, 1)
+    assert _register_tile(inner, 256, 10, transposed_a=True) == (2 * inner[0], 10, 1)
+    assert _register_tile(inner, 256, 16) == (inner[0], 16, 1)
+    assert _register_tile(inner, 256, 64) == inner
+    assert _register_tile(inner, 12, 10, transposed_a=True) == (4, 10, 1)  # 16 does not divide 12
 
 
 @pytest.mark.parametrize("m,k,n", [(256, 1024, 10), (64, 256, 10), (48, 7, 12), (24, 33, 8), (40, 9, 16)])

@@ -8,10 +8,12 @@ import re
 
 import numpy as np
 import pytest
-from test_cpu_runtime import build
+from support import build
 
 import lean_mlir as lm
-from lean_mlir.lower import cpu
+from lean_mlir.backends.cpu.schedules.common import PARALLEL_MIN_MACS
+from lean_mlir.backends.cpu.target import host
+from lean_mlir.backends.cpu.vecmath import vector_math
 
 UNARY = """
 #m = affine_map<(d0) -> (d0)>
@@ -77,8 +79,8 @@ def inputs(op: str, n: int, dt: type) -> np.ndarray:
 def test_simd_math_matches_numpy(op: str, t: str) -> None:
     n = 1024
     exe, stages = build(UNARY.format(n=n, t=t, op=op))
-    vm = cpu.vector_math()
-    if op == "tanh" and t == "f32" and cpu.FAST_TANH:
+    vm = vector_math(host().vector_abi)
+    if op == "tanh" and t == "f32" and lm.Options().fast_tanh:
         assert vm is None or vm.symbol(op, t) not in stages["llvm"]  # inlined rational approximation
     elif vm is not None and op in vm.ops:
         assert vm.symbol(op, t) in stages["llvm"]  # the SIMD path was taken
@@ -100,13 +102,12 @@ def test_fast_tanh_f32_error_bound(fast: bool, monkeypatch: pytest.MonkeyPatch) 
     """The inlined f32 tanh (Eigen's / XLA's rational approximation): <= 5 ulp and <= 3e-7 absolute
     against float64 tanh on a dense sweep and tiny |x|; exact signs, +-1 at +-inf, nan kept.
     LEAN_MLIR_FAST_TANH=0 (FAST_TANH False) keeps libmvec."""
-    monkeypatch.setattr(cpu, "FAST_TANH", fast)
     rng = np.random.default_rng(11)
     sweep = np.linspace(-12, 12, 1 << 16)
     logs = np.sign(rng.standard_normal(1 << 15)) * np.logspace(-9, 1.3, 1 << 15)
     special = [0.0, -0.0, 1e-30, -1e-30, 4e-4, -4e-4, 3.999e-4, 7.9988, 8.0, -8.0, np.inf, -np.inf, np.nan]
     x = np.concatenate([sweep, logs, special, np.zeros(32 - len(special))]).astype(np.float32)
-    exe, stages = build(UNARY.format(n=x.size, t="f32", op="tanh"))
+    exe, stages = build(UNARY.format(n=x.size, t="f32", op="tanh"), lm.Options(fast_tanh=fast))
     assert ("vector.fma" in stages["llvm"] or "llvm.intr.fma" in stages["llvm"]) == fast
     got = exe("f", x)[0]
     want = np.tanh(x.astype(np.float64))
@@ -125,7 +126,7 @@ def test_fast_tanh_f32_error_bound(fast: bool, monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.parametrize("n", [128, 4096, 64 * 3 + 1])  # 193: not a multiple of the vector tile
 def test_vectorized_sum_reduction(t: str, n: int) -> None:
     exe, stages = build(SUM.format(n=n, t=t))
-    if n % cpu.ELEMENTWISE_VECTOR[t] == 0:
+    if n % host().elementwise_vector(t) == 0:
         assert "vector.reduction" in stages["scheduled"]
     x = np.random.default_rng(3).uniform(-2, 2, n).astype(NP[t])
     got = float(exe("f", x)[0])
@@ -133,19 +134,14 @@ def test_vectorized_sum_reduction(t: str, n: int) -> None:
     assert abs(got - want) <= (1e-5 if t == "f32" else 1e-12) * abs(want)
 
 
-def test_threaded_matmul_equals_single_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_threaded_matmul_equals_single_thread() -> None:
     n = 256  # 2^24 multiply-adds: above PARALLEL_MIN_MACS
-    assert n**3 >= cpu.PARALLEL_MIN_MACS
+    assert n**3 >= PARALLEL_MIN_MACS
     rng = np.random.default_rng(9)
     a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
     results = {}
     for k in ("1", "2"):
-        monkeypatch.setenv("LEAN_MLIR_THREADS", k)
-        cpu.threads.cache_clear()
-        try:
-            exe, stages = build(MATMUL.format(n=n))
-        finally:
-            cpu.threads.cache_clear()
+        exe, stages = build(MATMUL.format(n=n), lm.Options(threads=int(k)))
         assert ("scf.forall" in stages["scheduled"]) == (k == "2")
         assert ("__lean_pool_submit" in stages["llvm"]) == (k == "2")
         results[k] = [exe("mm", a, b)[0] for _ in range(3)]
@@ -158,27 +154,20 @@ def test_threaded_matmul_equals_single_thread(monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.mark.parametrize("m, k, n", [(64, 256, 512), (256, 128, 64)])
-def test_thread_split_by_columns_or_rows(monkeypatch: pytest.MonkeyPatch, m: int, k: int, n: int) -> None:
+def test_thread_split_by_columns_or_rows(m: int, k: int, n: int) -> None:
     """n > m splits C by columns (each thread reads half of B), else by rows; both equal one thread
     bit for bit (same tiles, same k order) and NumPy to rounding."""
-    assert m * n * k >= cpu.PARALLEL_MIN_MACS
+    assert m * n * k >= PARALLEL_MIN_MACS
     rng = np.random.default_rng(10)
     a, b = rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32)
     results = {}
-    try:
-        for t in ("1", "2"):
-            monkeypatch.setenv("LEAN_MLIR_THREADS", t)
-            cpu.threads.cache_clear()
-            lm.clear_cache()
-            o = lm.compile_out(lambda x, y: x @ y, lm.f32[m, k], lm.f32[k, n])
-            sched = o.ir("scheduled")
-            if t == "2":
-                split = re.search(r"tensor.extract_slice %arg1\[0, %\w+\] \[" + str(k) + ", " + str(n // 2), sched)
-                assert ("scf.forall" in sched) and bool(split) == (n > m), sched[:2000]
-            results[t] = o.forward(a, b)
-    finally:
-        lm.clear_cache()
-        cpu.threads.cache_clear()
+    for t in ("1", "2"):
+        o = lm.compile_out(lambda x, y: x @ y, lm.f32[m, k], lm.f32[k, n], options=lm.Options(threads=int(t)))
+        sched = o.ir("scheduled")
+        if t == "2":
+            split = re.search(r"tensor.extract_slice %arg1\[0, %\w+\] \[" + str(k) + ", " + str(n // 2), sched)
+            assert ("scf.forall" in sched) and bool(split) == (n > m), sched[:2000]
+        results[t] = o.forward(a, b)
     np.testing.assert_array_equal(results["2"], results["1"])
     np.testing.assert_allclose(results["1"], a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
 

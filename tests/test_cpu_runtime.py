@@ -1,4 +1,4 @@
-"""CPU back end (lower/cpu.py) and JIT runtime (runtime/jit.py, runtime/validate.py) on hand-written
+"""CPU back end (backends/cpu) and packed calls (runtime/packed.py, runtime/validate.py) on hand-written
 linalg-on-tensors modules, against NumPy."""
 
 from __future__ import annotations
@@ -10,21 +10,13 @@ import threading
 
 import numpy as np
 import pytest
-from mlir import ir
+from support import build
 
-from lean_mlir.lower import cpu
-from lean_mlir.runtime import jit
+from lean_mlir.backends.cpu import CpuExecutable
+from lean_mlir.runtime import packed
 from lean_mlir.runtime.validate import coerce_inputs
 
 RNG = np.random.default_rng(1234)
-
-
-def build(text: str) -> tuple[jit.CpuExecutable, dict[str, str]]:
-    with ir.Context():
-        m = ir.Module.parse(text)
-        sigs = jit.signatures_of(m)
-        stages = cpu.lower_to_llvm(m)
-        return jit.CpuExecutable(m, sigs), stages
 
 
 def rss_mb() -> float:
@@ -212,11 +204,11 @@ func.func @rank5(%a: tensor<2x1x3x2x64xf64>) -> tensor<2x1x3x2x64xf64> {
 
 
 @pytest.fixture(scope="module")
-def misc() -> jit.CpuExecutable:
+def misc() -> CpuExecutable:
     return build(MISC)[0]
 
 
-def test_reductions_multiple_results_rank0(misc: jit.CpuExecutable) -> None:
+def test_reductions_multiple_results_rank0(misc: CpuExecutable) -> None:
     a = RNG.standard_normal((5, 7))
     rows, tot = misc.entry("rowsum_and_total")(a)
     assert rows.shape == (5,) and tot.shape == () and tot.dtype == np.float64
@@ -228,13 +220,13 @@ def test_reductions_multiple_results_rank0(misc: jit.CpuExecutable) -> None:
     assert s.shape == () and float(s) == -7.5
 
 
-def test_zero_size_dims(misc: jit.CpuExecutable) -> None:
+def test_zero_size_dims(misc: CpuExecutable) -> None:
     r, s = misc.entry("zero")(np.empty((0, 4), np.float32), np.ones((4, 3), np.float32))
     assert r.shape == (0, 3)
     np.testing.assert_array_equal(s, np.zeros(3, np.float32))
 
 
-def test_inputs_never_mutated_and_outputs_fresh(misc: jit.CpuExecutable) -> None:
+def test_inputs_never_mutated_and_outputs_fresh(misc: CpuExecutable) -> None:
     a, b = np.arange(4, dtype=np.float32), np.full(4, 10, np.float32)
     keep = a.copy()
     acc = misc.entry("accumulate")
@@ -246,12 +238,12 @@ def test_inputs_never_mutated_and_outputs_fresh(misc: jit.CpuExecutable) -> None
     assert not np.shares_memory(s1, r1) and not np.shares_memory(r2, s2) and not np.shares_memory(r2, a)
 
 
-def test_rank5(misc: jit.CpuExecutable) -> None:
+def test_rank5(misc: CpuExecutable) -> None:
     a = RNG.standard_normal((2, 1, 3, 2, 64))
     np.testing.assert_array_equal(misc.entry("rank5")(a)[0], a * a)
 
 
-def test_signatures_and_entry_errors(misc: jit.CpuExecutable) -> None:
+def test_signatures_and_entry_errors(misc: CpuExecutable) -> None:
     ins, outs = misc.signatures["zero"]
     assert ins == [((0, 4), np.dtype(np.float32)), ((4, 3), np.dtype(np.float32))]
     assert outs == [((0, 3), np.dtype(np.float32)), ((3,), np.dtype(np.float32))]
@@ -288,7 +280,7 @@ def test_thread_safety() -> None:
     assert not np.array_equal(expected[0], expected[1])  # the threads really computed different things
 
 
-def test_no_memory_growth_over_many_calls(misc: jit.CpuExecutable) -> None:
+def test_no_memory_growth_over_many_calls(misc: CpuExecutable) -> None:
     f = misc.entry("rowsum_and_total")
     a = RNG.standard_normal((5, 7))
     for _ in range(2000):
@@ -387,7 +379,7 @@ def test_coerce_conversions_give_correct_results() -> None:
 
 def test_fallback_pointer_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the PyArrayObject layout shortcut, `a.ctypes.data` is used; same results."""
-    monkeypatch.setattr(jit, "_DATA_OFFSET", None)
+    monkeypatch.setattr(packed, "_DATA_OFFSET", None)
     exe, _ = build(MATMUL.format(m=7, k=3, n=5, t="f64"))
     a, b = RNG.standard_normal((7, 3)), RNG.standard_normal((3, 5))
     np.testing.assert_allclose(exe.entry("mm")(a, b)[0], a @ b, rtol=1e-13)

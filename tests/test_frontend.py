@@ -120,7 +120,7 @@ def test_f16_is_rejected_by_the_verifier() -> None:
 
 
 def test_eager_interpreter_runs_parsed_ir() -> None:
-    from lean_mlir.runtime.eager import evaluate
+    from lean_mlir.backends.eager import evaluate
     src = """func.func @g(%a: tensor<2x2xf64>, %b: tensor<2x2xf64>) -> tensor<f64> {
       %0 = "lean.matmul"(%a, %b) : (tensor<2x2xf64>, tensor<2x2xf64>) -> tensor<2x2xf64>
       %1 = "lean.max"(%0) {axes = array<i64: 0, 1>, keepdims = false} : (tensor<2x2xf64>) -> tensor<f64>

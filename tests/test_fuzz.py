@@ -347,8 +347,8 @@ def test_same_buffer_returned_twice(backend: str) -> None:
     if backend == "gpu":
         from mlir import ir
 
-        from lean_mlir.lower.gpu import lower_to_gpu
-        from lean_mlir.lower.linalg import lower_lean_to_linalg
+        from lean_mlir.backends.gpu import lower_to_gpu
+        from lean_mlir.transforms.to_linalg import lower_lean_to_linalg
         text = lm.CompiledOut(fn, [lm.f64[3], lm.f64[3]], "eager").ir("lean")
         with lm.make_context(), ir.Location.unknown():
             m = ir.Module.parse(text)

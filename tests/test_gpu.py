@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from mlir import ir
 
-from lean_mlir.lower import gpu
-from lean_mlir.lower.gpu import DeviceUnavailableError, GpuExecutable, cuda_available, lower_to_gpu
+from lean_mlir.backends import gpu
+from lean_mlir.backends.gpu import DeviceUnavailableError, GpuExecutable, cuda_available, lower_to_gpu
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("gpu_smoke", ROOT / "benchmarks" / "gpu_smoke.py")
@@ -223,7 +223,7 @@ import sys
 from mlir import ir
 sys.path.insert(0, {bench!r})
 import gpu_smoke as S
-from lean_mlir.lower.gpu import GpuExecutable, cuda_available
+from lean_mlir.backends.gpu import GpuExecutable, cuda_available
 assert cuda_available()
 case = next(c for c in S.CASES if c.name == "multi_rank0")
 with ir.Context():

@@ -20,7 +20,7 @@ from models import MODELS
 from op_cases import CASES, Case
 
 import lean_mlir as lm
-from lean_mlir.lower.gpu import GpuExecutable, cuda_available, split_ptx
+from lean_mlir.backends.gpu import GpuExecutable, cuda_available, split_ptx
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lean_mlir.context import lean_op_names
+from lean_mlir.irutils.context import lean_op_names
 from lean_mlir.tools.passes import PASSES
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

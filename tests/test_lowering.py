@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from mlir import ir
 from mlir.passmanager import PassManager
+from support import build
 
 from lean_mlir import ops as L
-from lean_mlir.context import make_context
-from lean_mlir.lower.cpu import lower_to_llvm
-from lean_mlir.lower.linalg import LoweringError, lean_to_linalg_pass, lower_lean_to_linalg
+from lean_mlir.irutils.context import make_context
+from lean_mlir.ops import emit
 from lean_mlir.ops.contract import _conv_out
 from lean_mlir.ops.core import OPS, Spec
-from lean_mlir.runtime.jit import CpuExecutable, signatures_of
-from lean_mlir.trace import emit, trace
+from lean_mlir.trace import trace
+from lean_mlir.transforms.to_linalg import LoweringError, lean_to_linalg_pass, lower_lean_to_linalg
 
 F32, F64 = "f32", "f64"
 TOL = {F32: 1e-5, F64: 1e-12}
@@ -178,9 +178,7 @@ def test_lowering_matches_numpy(case: Case) -> None:
         lower_lean_to_linalg(m)
         m.operation.verify()
         assert _lean_ops(m) == []
-        sigs = signatures_of(m)
-        lower_to_llvm(m)
-        (out,) = CpuExecutable(m, sigs)("f", *xs)
+        (out,) = build("", module=m)[0].entry("f")(*xs)
     d = OPS[case.op]
     extra = {} if case.shape is None else {"shape": case.shape}
     with np.errstate(all="ignore"):
@@ -239,9 +237,7 @@ def test_chain_of_ops_end_to_end() -> None:
         m = ir.Module.create()
         trace(lambda x, w, b: L.mean(L.log_softmax(L.tanh(x @ w + b), -1) * 2.0, 0), [x, w, b], module=m)
         lower_lean_to_linalg(m)
-        sigs = signatures_of(m)
-        lower_to_llvm(m)
-        (out,) = CpuExecutable(m, sigs)("f", x, w, b)
+        (out,) = build("", module=m)[0].entry("f")(x, w, b)
     h = np.tanh(x @ w + b)
     ref = ((h - np.log(np.exp(h).sum(-1, keepdims=True))) * 2.0).mean(0)
     np.testing.assert_allclose(out, ref, rtol=1e-12)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import lean_mlir as lm
-from lean_mlir.lower import cpu
+from lean_mlir.backends.cpu.schedules.common import PARALLEL_MIN_ELEMENTS
 from lean_mlir.runtime import pool
 
 pytestmark = pytest.mark.skipif(not pool.supported(), reason="no worker pool on this platform")
@@ -34,11 +34,9 @@ def reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @pytest.fixture
 def two_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("LEAN_MLIR_THREADS", "2")
-    cpu.threads.cache_clear()
     lm.clear_cache()
     yield
     lm.clear_cache()
-    cpu.threads.cache_clear()
 
 
 def _inputs(seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -47,7 +45,7 @@ def _inputs(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_split_loop_calls_the_pool(two_threads: None) -> None:
-    assert N >= cpu.PARALLEL_MIN_ELEMENTS
+    assert N >= PARALLEL_MIN_ELEMENTS
     o = lm.compile_out(program, lm.f32[N], lm.f32[N])
     assert pool.SUBMIT_SYMBOL in o.ir("llvm") and "mlirAsyncRuntime" not in o.ir("llvm")
     a, b = _inputs(0)

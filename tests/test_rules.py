@@ -8,7 +8,7 @@ import pytest
 from op_cases import CASES, Case
 
 import lean_mlir as lm
-from lean_mlir.context import lean_op_names
+from lean_mlir.irutils.context import lean_op_names
 from lean_mlir.ops import OPS
 
 

@@ -256,7 +256,7 @@ def supported() -> bool:
     return sys.platform.startswith("linux") and platform.machine() in _FUTEX_SYSCALL
 
 
-def pool(workers: int, spin: int) -> _Pool:
+def pool(workers: int = 1, spin: int = 100_000) -> _Pool:
     """The process's pool, started with `workers` threads spinning `spin` pause instructions when
     idle, on first use (later calls get the same pool)."""
     with _LOCK:
