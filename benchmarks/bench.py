@@ -427,6 +427,9 @@ def main() -> None:
     only = set(filter(None, args.only.split(",")))
     want = lambda k: not only or k in only  # noqa: E731
     budget = 0.05 if args.quick else 0.5
+    from lean_mlir.backends.cpu.target import host
+    cpu = host()
+    print(f"CPU: {cpu.model} ({cpu.arch}, {cpu.vector_bits}-bit SIMD, L2 {cpu.l2_bytes >> 10} KiB)")
     print(f"numpy {np.__version__}, jax {getattr(jax, '__version__', '-')}, "
           f"torch {getattr(torch, '__version__', '-')}; {os.cpu_count()} cpus; "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}", flush=True)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from mlir import ir
 from mlir.dialects import func
 
-from ...irutils.walk import Module, funcs, symbol_name
+from ...irutils.walk import Module
 from ...ops import Tensor
 from ...ops.core import lookup
 from .common import accumulate, begin, cleanup, or_zeros, replay
@@ -44,9 +44,3 @@ def derive_jvp(module: Module, name: str, wrt: Sequence[int] | None = None,
             func.ReturnOp([o.value for o in outs])
     cleanup(g.operation)
     return g.operation
-
-
-def jvp_pass(module_op: Module, pass_: object = None) -> None:
-    """`lean-derive-jvp`: derive `@f_jvp` (all inputs) for every function present."""
-    for f in funcs(module_op):
-        derive_jvp(module_op, symbol_name(f))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from mlir import ir
 from mlir.dialects import func
 
-from ...irutils.walk import Module, funcs, symbol_name
+from ...irutils.walk import Module
 from ...ops import Tensor
 from ...ops.core import lookup
 from .common import accumulate, begin, cleanup, or_zeros, replay
@@ -58,9 +58,3 @@ def derive_vjp(module: Module, name: str, wrt: Sequence[int] | None = None, new_
             func.ReturnOp([o.value for o in outs])
     cleanup(g.operation)
     return g.operation
-
-
-def vjp_pass(module_op: Module, pass_: object = None) -> None:
-    """`lean-derive-vjp`: derive `@f_vjp` (all inputs) for every function present."""
-    for f in funcs(module_op):
-        derive_vjp(module_op, symbol_name(f))
