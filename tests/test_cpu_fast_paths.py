@@ -79,7 +79,7 @@ def inputs(op: str, n: int, dt: type) -> np.ndarray:
 def test_simd_math_matches_numpy(op: str, t: str) -> None:
     n = 1024
     exe, stages = build(UNARY.format(n=n, t=t, op=op))
-    vm = vector_math(host().vector_abi)
+    vm = vector_math(host())
     if op == "tanh" and t == "f32" and lm.Options().fast_tanh:
         assert vm is None or vm.symbol(op, t) not in stages["llvm"]  # inlined rational approximation
     elif vm is not None and op in vm.ops:

@@ -90,7 +90,7 @@ def _vector_math(module: ir.Module, build: Build) -> None:
     if build.options.fast_tanh:
         fast_tanh_f32(module)
     if build.options.vector_math:
-        vector_math_to_calls(module, vector_math(build.target.vector_abi))
+        vector_math_to_calls(module, vector_math(build.target))
 
 
 def _split_threads(module: ir.Module, build: Build) -> None:

@@ -12,7 +12,7 @@ import platform
 from dataclasses import dataclass
 from functools import cache
 
-ELEMENT_BYTES = {"f32": 4, "f64": 8}
+from ...irutils.types import DTYPES
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class CpuTarget:
 
     def lanes(self, elem: str) -> int:
         """Elements of type `elem` in one SIMD register."""
-        return self.vector_bits // (8 * ELEMENT_BYTES[elem])
+        return self.vector_bits // (8 * DTYPES[elem].itemsize)
 
     # ---- schedule constants
     def elementwise_vector(self, elem: str) -> int:
@@ -55,7 +55,7 @@ class CpuTarget:
     def matmul_cache_tile(self, elem: str) -> tuple[int, int, int]:
         """(m, n, k) of the cache tile: k = 256, and m, n halved (m first) from 256 until the A and B
         tiles fill at most half of L2 (f32 256x256x256 on a 1 MiB L2: measured best on Zen 4)."""
-        b = ELEMENT_BYTES[elem]
+        b = DTYPES[elem].itemsize
         m, n, k = 256, 256, 256
         rm, rn, _ = self.matmul_register_tile(elem)
         while (m * k + k * n) * b > self.l2_bytes // 2 and (m > rm or n > rn):

@@ -16,6 +16,7 @@ from mlir.dialects import vector as vector_d
 
 from ...irutils.types import element_name
 from ...irutils.walk import walk
+from .target import CpuTarget
 
 # Vector math: `math.<fn>` on f32/f64 vectors (from the vectorized elementwise/reduction schedules)
 # become calls of glibc's libmvec SIMD functions (`_ZGVeN16v_expf`: 16 f32 lanes in one zmm register,
@@ -44,9 +45,10 @@ class VectorMath:
 
 
 @cache
-def vector_math(isa: str | None) -> VectorMath | None:
+def vector_math(target: CpuTarget) -> VectorMath | None:
     """libmvec for the target's vector ABI (`CpuTarget.vector_abi`: "e" AVX-512, "d" AVX2), if this
     process can load it (x86-64 glibc)."""
+    isa = target.vector_abi
     name = ctypes.util.find_library("mvec")
     if isa is None or name is None:
         return None
@@ -54,7 +56,7 @@ def vector_math(isa: str | None) -> VectorMath | None:
         lib = ctypes.CDLL(name, mode=ctypes.RTLD_GLOBAL)
     except OSError:
         return None
-    lanes = {"f32": 16, "f64": 8} if isa == "e" else {"f32": 8, "f64": 4}
+    lanes = {e: target.lanes(e) for e in ("f32", "f64")}
     vm = VectorMath(name, isa, lanes, frozenset())
     ops = frozenset(op for op in VECTOR_MATH_OPS
                     if all(hasattr(lib, vm.symbol(op, e)) for e in ("f32", "f64")))
