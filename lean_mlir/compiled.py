@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,6 +20,7 @@ from .irutils.types import signatures
 from .irutils.walk import funcs, symbol_name
 from .ops import Spec
 from .options import Options, resolve
+from .runtime.cache import CompileCache, function_key
 from .runtime.validate import coerce_inputs
 from .trace import to_spec, trace
 from .transforms.autodiff import derive_jvp, derive_vjp
@@ -202,9 +202,8 @@ def _check_seq(v: Any, name: str) -> None:
         raise TypeError(f"{name} must be a list or tuple of arrays, got {type(v).__name__}")
 
 
-_cache: dict[tuple, _Compiled] = {}
-_seen: dict[tuple, tuple] = {}
-_cache_lock = threading.Lock()
+_cache = CompileCache()  # (cls, fn, specs, wrt, backend, options) -> compiled object
+_seen = CompileCache()  # (cls, fn, backend) -> (specs, wrt, options) of its last compile, for the log
 
 
 def _compile(cls: type[_Compiled], fn: Callable[..., Any], specs: Sequence[Any], backend: str,
@@ -212,17 +211,16 @@ def _compile(cls: type[_Compiled], fn: Callable[..., Any], specs: Sequence[Any],
     specs_t = tuple(to_spec(s) for s in specs)
     wrt_t = None if wrt is None else tuple(wrt)
     opts = resolve(options, gpu_options)
-    key = (cls, fn, specs_t, wrt_t, backend, opts)
-    with _cache_lock:
-        hit = _cache.get(key)
+    fkey = function_key(fn)
+    key = (cls, fkey, specs_t, wrt_t, backend, opts)
+    hit = _cache.get(key)
     if hit is not None:
         return hit
     start = time.perf_counter()
     compiled = cls(fn, specs_t, backend, wrt_t, opts)
-    with _cache_lock:
-        previous = _seen.get((cls, fn, backend))
-        _seen[(cls, fn, backend)] = (specs_t, wrt_t, opts)
-        _cache[key] = compiled
+    previous = _seen.get((cls, fkey, backend))
+    _seen.put((cls, fkey, backend), (specs_t, wrt_t, opts))
+    _cache.put(key, compiled)
     if os.environ.get("LEAN_MLIR_LOG_COMPILES") == "1":
         if previous is None:
             reason = "first compile"
@@ -256,6 +254,5 @@ def compile_out(fn: Callable[..., Any], *specs: Any, backend: str = "cpu", wrt: 
 
 
 def clear_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
-        _seen.clear()
+    _cache.clear()
+    _seen.clear()

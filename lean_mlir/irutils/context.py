@@ -6,8 +6,12 @@ from functools import cache
 
 from mlir import ir
 from mlir.dialects import irdl
+from mlir.dialects._ods_common import _cext
 
 from .paths import dialect_file
+
+# Where the bindings look for the `lean` namespace's Python module (found once, then cached).
+_cext.globals.append_dialect_search_prefix(__name__.rsplit(".", 1)[0] + ".dialects")
 
 
 @cache

@@ -8,6 +8,7 @@ the sibling modules (elementwise.py, reduce.py, shape.py, contract.py, nn.py); t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,9 @@ import numpy as np
 from mlir import ir
 
 from ..irutils.types import DTYPES, element_type
+
+# The largest tensor in bytes: sizes, offsets and malloc arguments are signed 64-bit in the generated code.
+MAX_BYTES = 2**63 - 1
 
 
 class ShapeError(ValueError):
@@ -30,11 +34,19 @@ class Spec:
     dtype: str = "f32"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        shape = tuple(self.shape) if isinstance(self.shape, tuple | list) else (self.shape,)
+        bad = [d for d in shape if isinstance(d, bool) or not isinstance(d, int | np.integer)]
+        if bad:
+            raise TypeError(f"dimensions must be integers, got {bad[0]!r} in shape {shape}")
+        object.__setattr__(self, "shape", tuple(int(d) for d in shape))
         if self.dtype not in DTYPES:
             raise TypeError(f"element type must be one of {sorted(DTYPES)}, got {self.dtype!r}")
         if any(d < 0 for d in self.shape):
-            raise ValueError(f"negative dimension in shape {self.shape}")
+            raise ShapeError(f"negative dimension in shape {self.shape}")
+        # exact (Python int) arithmetic: a size that wraps at 2^64 must not pass for a small one
+        if math.prod(self.shape) * DTYPES[self.dtype].itemsize > MAX_BYTES:
+            raise ShapeError(f"shape {self.shape} of {self.dtype} holds {math.prod(self.shape)} elements, more than "
+                             f"a 64-bit index can address ({MAX_BYTES} bytes)")
 
     @property
     def rank(self) -> int:
@@ -172,6 +184,7 @@ def same_dtype(*specs: Spec) -> str:
 
 
 def normalize_axis(axis: int, rank: int) -> int:
+    check(isinstance(axis, int | np.integer) and not isinstance(axis, bool), f"axis {axis!r} is not an integer")
     check(rank > 0 and -rank <= axis < rank, f"axis {axis} is out of range for rank {rank}")
     return axis % rank
 
@@ -182,6 +195,6 @@ def normalize_axes(axes: Any, rank: int) -> tuple[int, ...]:
         return tuple(range(rank))
     if isinstance(axes, int | np.integer):
         axes = (int(axes),)
-    out = tuple(sorted(normalize_axis(int(a), rank) for a in axes))
+    out = tuple(sorted(normalize_axis(a, rank) for a in axes))
     check(len(set(out)) == len(out), f"repeated axis in {tuple(axes)}")
     return out

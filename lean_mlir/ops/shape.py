@@ -10,8 +10,8 @@ from mlir import ir
 from mlir.dialects import linalg
 
 from ..irutils import builders as LL
-from .core import OpDef, Spec, check, normalize_axis, register, same_dtype
-from .tensor import Tensor, emit, expect_tensor
+from .core import OpDef, ShapeError, Spec, check, normalize_axis, register, same_dtype
+from .tensor import Tensor, emit, expect_tensor, trace_error
 
 
 # ---- broadcast_to: NumPy rules (new leading axes, size-1 axes stretched); its VJP sums them back
@@ -93,7 +93,12 @@ register(OpDef(
 def transpose(x: Tensor, axes: Sequence[int] | None = None) -> Tensor:
     """NumPy's transpose: reverses the axes by default (lean.transpose)."""
     x = expect_tensor(x, "transpose")
-    perm = tuple(range(x.ndim))[::-1] if axes is None else tuple(int(a) % max(x.ndim, 1) for a in axes)
+    try:
+        perm = tuple(range(x.ndim))[::-1] if axes is None else tuple(normalize_axis(a, x.ndim) for a in axes)
+        check(len(perm) == x.ndim, f"axes {tuple(axes or ())} do not match rank {x.ndim} (NumPy's transpose "
+              "takes a permutation of all axes)")
+    except ShapeError as e:
+        raise trace_error("transpose", e) from None
     return x if perm == tuple(range(x.ndim)) else emit("transpose", [x], permutation=perm)
 
 

@@ -60,6 +60,15 @@ class Tensor:
     def __bool__(self) -> bool:
         raise TypeError("a traced Tensor has no truth value; use lm.maximum/lm.greater etc. instead of `if`")
 
+    # `==` would otherwise compare the Python objects and answer a bool, silently
+    def __eq__(self, other: object) -> bool:
+        raise TypeError("`==` on traced values is not elementwise; use lm.equal(a, b)")
+
+    def __ne__(self, other: object) -> bool:
+        raise TypeError("`!=` on traced values is not elementwise; use 1 - lm.equal(a, b)")
+
+    __hash__ = object.__hash__
+
     # Every operator and method, each calling the op table's function of that name (`API`, filled
     # by lean_mlir/ops/__init__.py once every stanza module has defined its functions).
     def __add__(self, o: Any) -> Tensor:

@@ -36,7 +36,13 @@ def _coerce_one(i: int, spec: tuple[tuple[int, ...], np.dtype], v: object, what:
                     f"(arrays are never cast implicitly; use .astype(np.{dt.name}))"
                 )
     elif kind in "fiu":
-        a = a.astype(dt, copy=False)
+        with np.errstate(over="ignore"):
+            converted = a.astype(dt, copy=False)
+        overflow = np.isinf(converted) & ~np.isinf(a)  # 1e300 in an f32 input: no silent inf
+        if overflow.any():
+            raise ValueError(f"{what}: {float(a[overflow].flat[0])!r} does not fit in {dt.name} (largest finite value "
+                             f"{np.finfo(dt).max:.6g})")
+        a = converted
     else:
         raise TypeError(f"{what}: expected {dt.name} values, got {a.dtype.name} ({type(v).__name__})")
     if a.shape != shape:

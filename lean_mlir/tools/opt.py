@@ -37,21 +37,65 @@ def mlir_error_lines(e: ir.MLIRError, fallback: str) -> list[str]:
     return lines or [f"{fallback}: error: {e}"]
 
 
-def load_module(path: str, context: ir.Context, prog: str = PROG) -> tuple[ir.Module, str]:
-    """Parse `path` ('-' = stdin); locations name the file as given. Returns (module, display name)."""
-    if path == "-":
-        text, name = sys.stdin.read(), "-"
-        try:
-            return ir.Module.parse(text, context=context), name
-        except ir.MLIRError as e:
-            raise ToolError(mlir_error_lines(e, name)) from None
+MAX_INPUT_BYTES = 256 << 20  # a larger .mlir file is refused (`lean-mlir-opt /dev/zero` must not eat memory)
+MAX_NESTING = 256  # bracket depth; MLIR's recursive parser overflows the C stack around 5,000 nested regions
+
+
+def _nesting_depth(text: str) -> int:
+    """Deepest bracket nesting outside string literals and comments (a linear scan, no recursion)."""
+    depth = deepest = 0
+    in_string = escaped = in_comment = False
+    prev = ""
+    for ch in text:
+        arrow, prev = ch == ">" and prev == "-", ch  # `->` closes nothing
+        if in_comment:
+            in_comment = ch != "\n"
+        elif in_string:
+            in_string = escaped or ch != '"'
+            escaped = not escaped and ch == "\\"
+        elif ch == '"':
+            in_string = True
+        elif ch == "/":  # `//` comments (MLIR has no other use of `/` outside strings)
+            in_comment = True
+        elif ch in "{([<":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "})]>" and not arrow:
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def read_source(path: str, prog: str = PROG) -> str:
+    """The text of `path` ('-' = stdin): at most MAX_INPUT_BYTES, UTF-8, nested at most MAX_NESTING deep."""
     try:
-        with open(path, "rb"):
-            pass
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(MAX_INPUT_BYTES + 1)
     except OSError as e:
         raise ToolError([f"{prog}: error: cannot read {path!r}: {e.strerror}"]) from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise ToolError([f"{prog}: error: {path!r} is larger than {MAX_INPUT_BYTES >> 20} MiB; refusing to parse it"])
     try:
-        return ir.Module.parseFile(path, context=context), path
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        bad = data[e.start:e.start + 1]
+        raise ToolError([f"{prog}: error: {path!r} is not UTF-8 text (byte {e.start}: {bad!r})"]) from None
+    if "\0" in text:
+        raise ToolError([f"{prog}: error: {path!r} holds a NUL byte; expected MLIR text"])
+    if (depth := _nesting_depth(text)) > MAX_NESTING:
+        raise ToolError([f"{prog}: error: {path!r} nests {depth} levels deep (at most {MAX_NESTING})"])
+    return text
+
+
+def load_module(path: str, context: ir.Context, prog: str = PROG) -> tuple[ir.Module, str]:
+    """Parse `path` ('-' = stdin); locations name the file as given. Returns (module, display name)."""
+    text = read_source(path, prog)
+    try:
+        if path == "-":
+            return ir.Module.parse(text, context=context), "-"
+        return ir.Module.parseFile(path, context=context), path  # (checked above) locations name the file
     except ir.MLIRError as e:
         raise ToolError(mlir_error_lines(e, path)) from None
 

@@ -15,6 +15,7 @@ from mlir import ir
 from ..irutils.builders import lower_elementwise
 from ..irutils.walk import walk
 from ..ops import lookup  # the package: every stanza registered
+from .verify import verify
 
 
 class LoweringError(NotImplementedError):
@@ -35,6 +36,9 @@ def lower_op(op: ir.Operation) -> ir.Value:
 
 
 def _rewrite(root: ir.Operation) -> None:
+    # Never on unverified lean IR (`lean-mlir-opt --no-verify`): a lowering trusts its op's rule, and
+    # an out-of-range axis reached an LLVM assertion (abort) instead of an error.
+    verify(root)
     # Program order: an op's operands are already replaced by their lowered values when it is reached.
     for op in walk(root, where=lambda o: o.name.startswith("lean.")):
         new = lower_op(op)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from mlir import ir
 from mlir.dialects import func
 
@@ -55,6 +56,9 @@ def accumulate(a: Tensor | None, b: Tensor) -> Tensor:
 def normalize_wrt(wrt: Sequence[int] | None, n: int, what: str) -> list[int]:
     if wrt is None:
         return list(range(n))
+    if not isinstance(wrt, list | tuple) or not all(isinstance(i, int | np.integer) and not isinstance(i, bool)
+                                                      for i in wrt):
+        raise TypeError(f"{what}: wrt must be a list of input indices (ints), got {wrt!r}")
     out = [int(i) for i in wrt]
     bad = [i for i in out if not 0 <= i < n]
     if bad or len(set(out)) != len(out):

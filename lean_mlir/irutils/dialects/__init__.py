@@ -1,0 +1,1 @@
+"""Python dialect modules the MLIR bindings look up by namespace (see irutils.context)."""
