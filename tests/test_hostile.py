@@ -189,3 +189,38 @@ def test_threads_share_the_cache_safely() -> None:
         t.join()
     assert not errors, errors
     assert os.getpid() > 0
+
+
+# ---- 6. running IR runs a program: external symbols need --allow-external
+SYSTEM_CALL = """
+module {
+  llvm.func @system(!llvm.ptr) -> i32
+  llvm.mlir.global internal constant @cmd("echo RAN-A-SHELL\\00") {addr_space = 0 : i32}
+  func.func @f(%x: tensor<2xf32>) -> tensor<2xf32> {
+    %p = llvm.mlir.addressof @cmd : !llvm.ptr
+    %r = llvm.call @system(%p) : (!llvm.ptr) -> i32
+    return %x : tensor<2xf32>
+  }
+}
+"""
+MATH = """
+func.func @f(%x: tensor<64xf32>) -> tensor<64xf32> {
+  %0 = "lean.tanh"(%x) : (tensor<64xf32>) -> tensor<64xf32>
+  %1 = "lean.exp"(%0) : (tensor<64xf32>) -> tensor<64xf32>
+  %2 = "lean.log"(%1) : (tensor<64xf32>) -> tensor<64xf32>
+  return %2 : tensor<64xf32>
+}
+"""
+
+
+def test_external_calls_need_allow_external(tmp_path) -> None:  # noqa: ANN001
+    (tmp_path / "sys.mlir").write_text(SYSTEM_CALL)
+    (tmp_path / "math.mlir").write_text(MATH)
+    np.save(tmp_path / "x.npy", np.ones(2, np.float32))
+    np.save(tmp_path / "y.npy", np.linspace(-2, 2, 64, dtype=np.float32))
+    r = _tool("run", str(tmp_path / "sys.mlir"), "--inputs", str(tmp_path / "x.npy"))
+    assert r.returncode == 1 and b"@system" in r.stderr and b"RAN-A-SHELL" not in r.stdout, r.stderr
+    r = _tool("run", str(tmp_path / "sys.mlir"), "--inputs", str(tmp_path / "x.npy"), "--allow-external")
+    assert r.returncode == 0 and b"RAN-A-SHELL" in r.stdout
+    r = _tool("run", str(tmp_path / "math.mlir"), "--inputs", str(tmp_path / "y.npy"))  # libm/libmvec: allowed
+    assert r.returncode == 0 and b"result 0: shape (64,) float32" in r.stdout, r.stderr

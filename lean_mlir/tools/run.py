@@ -11,6 +11,7 @@ All errors: a message on stderr and exit code 1, never a traceback.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -18,9 +19,8 @@ import numpy as np
 from mlir import ir
 
 from ..backends import get_backend
-from ..backends.base import compile_module
 from ..irutils.context import make_context
-from ..irutils.types import Signature, SignatureError
+from ..irutils.types import Signature, SignatureError, signatures
 from ..irutils.types import signature as read_signature
 from ..irutils.walk import find_func, funcs, has_body, is_public, symbol_name, walk
 from ..options import Options
@@ -67,7 +67,28 @@ def load_inputs(paths: Sequence[str]) -> list[np.ndarray]:
     return arrays
 
 
-def execute(path: str, entry: str, input_paths: Sequence[str], backend_name: str) -> tuple[np.ndarray, ...]:
+# External functions generated code may call: libm / libmvec math, the allocator and the runtimes of
+# the back ends. Running IR runs a program: any other symbol (`llvm.func @system`) needs --allow-external.
+ALLOWED_EXTERNALS = re.compile(
+    r"(a?(sin|cos|tan)h?f?|atan2f?|exp(2|m1)?f?|log(2|10|1p)?f?|erfc?f?|cbrtf?|powf?|sqrtf?|fabsf?|floorf?|ceilf?"
+    r"|roundf?|fmodf?|_ZGV\w+|malloc|aligned_alloc|free|memrefCopy|__lean_\w+|mlirAsyncRuntime\w+|mgpu\w+)"
+)
+
+
+def external_calls(module: ir.Module) -> list[str]:
+    """Names of the functions the lowered module declares but does not define (it calls them)."""
+    return sorted(symbol_name(op) for op in walk(module, ("llvm.func", "func.func")) if not has_body(op))
+
+
+def check_externals(module: ir.Module) -> None:
+    bad = [n for n in external_calls(module) if not ALLOWED_EXTERNALS.fullmatch(n)]
+    if bad:
+        raise _fail(f"the program calls external function(s) {', '.join('@' + n for n in bad)}, which generated "
+                    "code never needs; running IR runs a program: pass --allow-external if you trust this file")
+
+
+def execute(path: str, entry: str, input_paths: Sequence[str], backend_name: str,
+            allow_external: bool = False) -> tuple[np.ndarray, ...]:
     arrays = load_inputs(input_paths)
     ctx = make_context()
     with ctx, ir.Location.unknown():
@@ -87,7 +108,12 @@ def execute(path: str, entry: str, input_paths: Sequence[str], backend_name: str
         try:
             if backend.consumes == "linalg" and walk(module, where=lambda op: op.name.startswith("lean.")):
                 lower_lean_to_linalg(module)
-            exe = compile_module(backend, module, Options())
+            options = Options()
+            sigs = signatures(module)
+            stages = backend.lower(module, options)
+            if not allow_external:
+                check_externals(module)
+            exe = backend.load(module, sigs, stages, options)
         except NotImplementedError as e:
             if backend.name != "eager":
                 raise
@@ -112,6 +138,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--inputs", "-i", nargs="*", default=[], metavar="NPY", help="one .npy file per argument")
     p.add_argument("--backend", choices=("cpu", "eager"), default="cpu")
     p.add_argument("--output-dir", "-o", metavar="DIR", help="save out0.npy, out1.npy, ... instead of printing")
+    p.add_argument("--allow-external", action="store_true",
+                   help="let the program call external functions beyond math, the allocator and the runtimes "
+                        "(running IR runs a program: only for files you trust)")
     return p
 
 
@@ -119,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     def body() -> int:
-        outputs = execute(args.input, args.entry, args.inputs, args.backend)
+        outputs = execute(args.input, args.entry, args.inputs, args.backend, args.allow_external)
         if args.output_dir:
             os.makedirs(args.output_dir, exist_ok=True)
             for i, y in enumerate(outputs):
