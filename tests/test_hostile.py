@@ -224,3 +224,23 @@ def test_external_calls_need_allow_external(tmp_path) -> None:  # noqa: ANN001
     assert r.returncode == 0 and b"RAN-A-SHELL" in r.stdout
     r = _tool("run", str(tmp_path / "math.mlir"), "--inputs", str(tmp_path / "y.npy"))  # libm/libmvec: allowed
     assert r.returncode == 0 and b"result 0: shape (64,) float32" in r.stdout, r.stderr
+
+
+# ---- 8. signed zeros: the same on every back end (IEEE 754-2019 maximum/minimum; np.sign(-0) = +0)
+SIGNED_ZERO_PROGRAMS = {
+    "1/sign": lambda x, y: 1.0 / lm.sign(x),
+    "1/maximum": lambda x, y: 1.0 / lm.maximum(x, y),
+    "1/minimum": lambda x, y: 1.0 / lm.minimum(x, y),
+    "1/clamp": lambda x, y: 1.0 / lm.clamp(x, 0.0, 1.0),
+    "1/relu": lambda x, y: 1.0 / lm.relu(x),
+    "1/max": lambda x, y: 1.0 / lm.max(lm.concatenate([x, y], 0), axis=0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SIGNED_ZERO_PROGRAMS))
+def test_signed_zeros_agree_between_backends(name: str) -> None:
+    x = np.array([-0.0, 0.0, -0.0, 0.0, np.nan, 1.0], np.float32)
+    y = np.array([0.0, -0.0, -0.0, 0.0, 0.0, np.nan], np.float32)
+    fn = SIGNED_ZERO_PROGRAMS[name]
+    outs = [lm.compile_out(fn, lm.f32[6], lm.f32[6], backend=b).forward(x, y) for b in ("eager", "cpu")]
+    np.testing.assert_array_equal(outs[0], outs[1])

@@ -198,3 +198,23 @@ def normalize_axes(axes: Any, rank: int) -> tuple[int, ...]:
     out = tuple(sorted(normalize_axis(a, rank) for a in axes))
     check(len(set(out)) == len(out), f"repeated axis in {tuple(axes)}")
     return out
+
+
+# ---- NumPy semantics shared by the stanzas. Signed zeros follow IEEE 754-2019 maximum / minimum,
+# which the compiled code gets from arith.maximumf / minimumf: +0 > -0 whatever the operand order
+# (np.maximum returns its second operand on a tie of zeros), NaN propagates.
+def ieee_maximum(a: np.ndarray, b: Any) -> np.ndarray:
+    r = np.maximum(a, b)
+    return np.where((a == b) & (r == 0), a + b, r)  # -0 + +0 = +0, -0 + -0 = -0
+
+
+def ieee_minimum(a: np.ndarray, b: Any) -> np.ndarray:
+    r = np.minimum(a, b)
+    return np.where((a == b) & (r == 0), -(-a + -b), r)
+
+
+def ieee_max(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+    """np.max with an IEEE tie of zeros: +0 if the reduced slice holds a +0."""
+    r = np.max(x, axis=axis, keepdims=keepdims)
+    plus_zero = np.any((x == 0) & ~np.signbit(x), axis=axis, keepdims=keepdims)
+    return np.where((r == 0) & plus_zero, np.zeros_like(r), r)

@@ -10,7 +10,7 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, math
 
-from .core import DTYPES, OpDef, ShapeError, Spec, check, register, same_dtype
+from .core import DTYPES, OpDef, ShapeError, Spec, check, ieee_maximum, ieee_minimum, register, same_dtype
 from .tensor import Tensor, broadcast_shapes, constant, emit
 
 
@@ -96,8 +96,9 @@ elementwise("neg", 1, np.negative, lambda x: arith.negf(x), jvp=(lambda t, x, y,
 elementwise("square", 1, np.square, lambda x: arith.mulf(x, x), (lambda x, y, a: 2.0 * x,))
 elementwise("sqrt", 1, np.sqrt, lambda x: math.sqrt(x), (lambda x, y, a: 0.5 / y,))
 elementwise("abs", 1, np.abs, lambda x: math.absf(x), (lambda x, y, a: sign(x),))
+# sign: x - x is +0 for +-0 (as np.sign) and nan for nan
 elementwise("sign", 1, np.sign, lambda x: _select(_cmp(P.OGT, x, _const(x, 0)), _const(x, 1), _select(
-    _cmp(P.OLT, x, _const(x, 0)), _const(x, -1), arith.mulf(x, _const(x, 0)))), (None,))
+    _cmp(P.OLT, x, _const(x, 0)), _const(x, -1), arith.subf(x, x))), (None,))
 elementwise("exp", 1, np.exp, lambda x: math.exp(x), (lambda x, y, a: y,))
 elementwise("log", 1, np.log, lambda x: math.log(x), (lambda x, y, a: 1.0 / x,))
 elementwise("sin", 1, np.sin, lambda x: math.sin(x), (lambda x, y, a: cos(x),))
@@ -117,13 +118,14 @@ def _np_softplus(x: np.ndarray) -> np.ndarray:
 elementwise("sigmoid", 1, _np_sigmoid,
             lambda x: arith.divf(_const(x, 1), arith.addf(_const(x, 1), math.exp(arith.negf(x)))),
             (lambda x, y, a: y * (1.0 - y),))
-elementwise("relu", 1, lambda x: np.maximum(x, 0).astype(x.dtype), lambda x: arith.maximumf(x, _const(x, 0)),
+elementwise("relu", 1, lambda x: ieee_maximum(x, x.dtype.type(0)).astype(x.dtype),
+            lambda x: arith.maximumf(x, _const(x, 0)),
             (lambda x, y, a: greater(x, 0.0),))
 elementwise("softplus", 1, _np_softplus, lambda x: arith.addf(
     arith.maximumf(x, _const(x, 0)), math.log1p(math.exp(arith.negf(math.absf(x))))),
     (lambda x, y, a: sigmoid(x),))
 elementwise("stop_gradient", 1, lambda x: x.copy(), lambda x: x, (None,))
-elementwise("clamp", 1, lambda x, lo, hi: np.clip(x, lo, hi).astype(x.dtype),
+elementwise("clamp", 1, lambda x, lo, hi: ieee_minimum(ieee_maximum(x, x.dtype.type(lo)), x.dtype.type(hi)),
             lambda x, lo, hi: arith.minimumf(arith.maximumf(x, _const(x, lo)), _const(x, hi)),
             (lambda x, y, a: 1.0 - greater(a["lo"], x) - greater(x, a["hi"]),),
             attrs={"lo": "float", "hi": "float"})
@@ -146,9 +148,9 @@ def _tie_mask(a: Tensor, b: Tensor) -> Tensor:
     return greater(a, b) + 0.5 * equal(a, b)
 
 
-elementwise("maximum", 2, np.maximum, lambda a, b: arith.maximumf(a, b),
+elementwise("maximum", 2, ieee_maximum, lambda a, b: arith.maximumf(a, b),
             (lambda a, b, y, at: _tie_mask(a, b), lambda a, b, y, at: _tie_mask(b, a)))
-elementwise("minimum", 2, np.minimum, lambda a, b: arith.minimumf(a, b),
+elementwise("minimum", 2, ieee_minimum, lambda a, b: arith.minimumf(a, b),
             (lambda a, b, y, at: _tie_mask(b, a), lambda a, b, y, at: _tie_mask(a, b)))
 
 

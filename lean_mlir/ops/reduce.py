@@ -12,7 +12,7 @@ from mlir import ir
 from mlir.dialects import arith
 
 from ..irutils import builders as LL
-from .core import OpDef, Spec, check, normalize_axes, register
+from .core import OpDef, Spec, check, ieee_max, normalize_axes, register
 from .tensor import Tensor, emit, expect_tensor
 
 
@@ -78,7 +78,7 @@ register(OpDef("mean", ("x",), _infer, _np_reduce(np.mean),
                jvp=(lambda t, x, y, a: emit("mean", [t], **a),),
                vjp=(lambda g, x, y, a: keep(g, x, a) * (1.0 / builtins.max(count(x, a), 1)),), attrs=ATTRS,
                lower=_lower(_mean)))
-register(OpDef("max", ("x",), _max_infer, _np_reduce(np.max),
+register(OpDef("max", ("x",), _max_infer, _np_reduce(ieee_max),
                jvp=(lambda t, x, y, a: emit("sum", [t * _max_mask(x, y, a)], **a),),
                vjp=(lambda g, x, y, a: keep(g, x, a) * _max_mask(x, y, a),), attrs=ATTRS,
                lower=_lower(LL.reduce_max)))
