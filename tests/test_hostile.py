@@ -244,3 +244,19 @@ def test_signed_zeros_agree_between_backends(name: str) -> None:
     fn = SIGNED_ZERO_PROGRAMS[name]
     outs = [lm.compile_out(fn, lm.f32[6], lm.f32[6], backend=b).forward(x, y) for b in ("eager", "cpu")]
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+# ---- 11. conv2d gradients when the stride skips the input's last rows or columns
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding", [
+    ((2, 3, 4, 4), (8, 3, 3, 3), 2, 0), ((1, 2, 7, 6), (3, 2, 2, 3), 3, 1), ((1, 1, 5, 5), (1, 1, 3, 3), 4, 0)])
+def test_conv2d_vjp_when_the_stride_skips_the_tail(x_shape, w_shape, stride, padding) -> None:  # noqa: ANN001
+    def fn(x, w):  # noqa: ANN001, ANN202
+        return lm.sum(lm.conv2d(x, w, stride=stride, padding=padding) ** 2)
+
+    specs = [lm.f64[x_shape], lm.f64[w_shape]]
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(x_shape), rng.standard_normal(w_shape)]
+    cpu, eager = lm.compile_scalar(fn, *specs), lm.compile_scalar(fn, *specs, backend="eager")
+    for a, b in zip(cpu.backward(*xs), eager.backward(*xs), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    lm.check_grads(cpu, xs)

@@ -163,7 +163,15 @@ def _lower_filter_grad(ops: list[ir.Value], t: ir.RankedTensorType, stride: tupl
     x, g = ops
     d = [ir.AffineDimExpr.get(i) for i in range(7)]
     xmap = LL.affine_map(7, [4, 1, d[5] * stride[0] + d[2], d[6] * stride[1] + d[3]])
-    return LL.generic([_lower_xpad(x, padding), g], [xmap, LL.affine_map(7, [4, 0, 5, 6])], LL.zeros(t),
+    xpad = _lower_xpad(x, padding)
+    # linalg wants each operand exactly as large as its map reaches: rows past the last window (a
+    # stride that skips the input's tail) are cut off
+    n, c, hp, wp = _shape(xpad)
+    _, _, oh, ow = _shape(g)
+    used = [(oh - 1) * stride[0] + t.shape[2], (ow - 1) * stride[1] + t.shape[3]]
+    if used != [hp, wp]:
+        xpad = LL.extract(xpad, (0, 0, 0, 0), LL.tensor_type([n, c, *used], t.element_type))
+    return LL.generic([xpad, g], [xmap, LL.affine_map(7, [4, 0, 5, 6])], LL.zeros(t),
                       LL.affine_map(7, [0, 1, 2, 3]), ["parallel"] * 4 + ["reduction"] * 3,
                       lambda xv, gv, acc: arith.addf(acc, arith.mulf(xv, gv)))
 
