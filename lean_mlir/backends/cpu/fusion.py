@@ -18,13 +18,15 @@ Two rewrites, each a plain move of the ops of linalg bodies into one new generic
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cmp_to_key
 
 from mlir import ir
 from mlir.dialects import linalg
+from mlir.dialects.transform import structured
 
 from ...irutils.linalg import indexing_maps, iterator_types, loop_sizes, static_shapes
 from ...irutils.passes import run_passes
-from ...irutils.walk import walk
+from ...irutils.walk import funcs, walk
 from .schedules.common import apply_transform
 
 _CLEANUP = ("canonicalize", "linalg-fuse-elementwise-ops", "canonicalize", "cse")
@@ -91,11 +93,12 @@ def _users(op: ir.Operation) -> list[ir.Operation] | None:
 
 
 def _build(parts: Sequence[ir.Operation], anchor: ir.Operation,
-           substitute: Callable[[int, int], ir.Value | None], keep: Sequence[bool] | None = None) -> ir.Operation:
+           substitute: Callable[[int, int], tuple[int, int] | None],
+           keep: Sequence[bool] | None = None) -> ir.Operation:
     """One generic before `anchor` holding the bodies of `parts` in order, over the last part's loops:
-    the inputs of each part (except those `substitute(part, i)` replaces by a value of an earlier
-    part's body) and the outputs and yields of the parts `keep` marks (default: all). Returns the new
-    op; `parts` are left for the caller."""
+    the inputs of each part (except those `substitute(part, i)` maps to `(j, r)`: the value part j's
+    body yields as result r) and the outputs and yields of the parts `keep` marks (default: all).
+    Returns the new op; `parts` are left for the caller. Each body is walked once."""
     keep = list(keep) if keep is not None else [True] * len(parts)
     ins: list[tuple[ir.Value, ir.AffineMap]] = []
     outs: list[tuple[ir.Value, ir.AffineMap]] = []
@@ -114,23 +117,27 @@ def _build(parts: Sequence[ir.Operation], anchor: ir.Operation,
     n_new_in = len(ins)
     next_in, next_out = 0, n_new_in
     yields: list[ir.Value] = []
+    part_yields: list[list[ir.Value]] = []
     body_ops: list[ir.Operation] = []
     for k, p in enumerate(parts):
         body = p.regions[0].blocks[0]
         n_in = _n_inputs(p)
         for i, a in enumerate(body.arguments):
             if i < n_in:
-                sub = substitute(k, i)
-                if sub is None:
+                src = substitute(k, i)
+                if src is None:
                     sub, next_in = args[next_in], next_in + 1
+                else:
+                    sub = part_yields[src[0]][src[1]]
             elif keep[k]:
                 sub, next_out = args[next_out], next_out + 1
             else:
                 continue  # an elementwise producer's output is write-only: its body does not read it
             a.replace_all_uses_with(sub)
         ops = list(body.operations)
+        part_yields.append(list(ops[-1].operands))
         if keep[k]:
-            yields += list(ops[-1].operands)
+            yields += part_yields[-1]
         body_ops += ops[:-1]
     with ir.InsertionPoint(block), anchor.location:
         y = linalg.YieldOp(yields).operation
@@ -156,79 +163,105 @@ def _generics(block: ir.Block) -> list[ir.Operation]:
             if op.operation.name == "linalg.generic" and static_shapes(op.operation)]
 
 
-def _merge_reductions(block: ir.Block) -> bool:
-    """Merge one pair of sibling full reductions over the same loops; True if one was merged."""
-    reds = [op for op in _generics(block) if _full_reduction(op)]
-    for i, a in enumerate(reds):
-        users = _users(a)
+def _merge_reductions(block: ir.Block) -> int:
+    """Merge sibling full reductions over the same loops, in one scan; returns the merges done."""
+    reds: list[ir.Operation | None] = [op for op in _generics(block) if _full_reduction(op)]
+    merged = 0
+    for i in range(len(reds)):
+        a = reds[i]
+        users = _users(a) if a is not None else None
         if users is None:
             continue
-        for b in reds[i + 1:]:
-            if iterator_types(a) != iterator_types(b) or _loop_ranges(a) != _loop_ranges(b) or _loop_ranges(a) is None:
+        for j in range(i + 1, len(reds)):
+            b = reds[j]
+            if b is None or iterator_types(a) != iterator_types(b) or _loop_ranges(a) is None \
+                    or _loop_ranges(a) != _loop_ranges(b):
                 continue
             if not all(b.is_before_in_block(u) for u in users):
                 continue  # a's results are used before b: b would no longer dominate them
             new = _build([a, b], b, lambda k, i: None)
             _replace([a, b], new)
-            return True
-    return False
+            reds[i], reds[j] = None, new  # the merged op may take in a later sibling
+            merged += 1
+            break
+    return merged
 
 
-def _fuse_into_first_user(block: ir.Block) -> bool:
-    """Fuse one multi-use parallel producer into its first parallel user; True if one was fused."""
-    pos = {o.operation: i for i, o in enumerate(block.operations)}
-    for p in _generics(block):
-        if not _parallel(p) or _loop_ranges(p) is None:
+def _fuse_into_first_users(block: ir.Block) -> int:
+    """Fuse multi-use parallel producers into their first parallel users, in one scan of the block
+    in program order (a fused op is looked at again as a producer where its user was, so a chain
+    of N steps fuses in one scan, not N); returns the fusions done.
+
+    No dict is keyed by ops here: an ir.Operation's hash changes when its operands do."""
+    ops: list[ir.Operation | None] = [o.operation for o in block.operations]
+    fused = 0
+    for slot in range(len(ops)):
+        while (p := ops[slot]) is not None and (target := _fusion_target(p)) is not None:
+            c = target[0]
+            c_slot = next(k for k in range(slot + 1, len(ops)) if ops[k] is not None and ops[k] == c)
+            ops[slot], ops[c_slot] = None, _fuse(p, *target)  # the new op sits where its user was
+            fused += 1
+    return fused
+
+
+Target = tuple[ir.Operation, list[ir.Operation], dict[int, int], bool]  # C, P's users before C, C's inputs from P, only
+
+
+def _fusion_target(p: ir.Operation) -> Target | None:
+    """The first parallel user of producer `p` that `p` can fuse into, if any."""
+    if p.name != "linalg.generic" or not static_shapes(p) or not _parallel(p) or _loop_ranges(p) is None:
+        return None
+    users = _users(p)
+    if users is None or sum(len(list(r.uses)) for r in p.results) < 2:
+        return None  # one use: upstream fusion's case
+    users.sort(key=cmp_to_key(lambda a, b: 0 if a == b else -1 if a.is_before_in_block(b) else 1))
+    p_results = list(p.results)
+    only = len(users) == 1  # one user reading several results (or one twice): P goes into it whole
+    for c in users:
+        if c.name != "linalg.generic" or not static_shapes(c) or not (only or _parallel(c)):
             continue
-        users = _users(p)
-        if users is None or sum(len(list(r.uses)) for r in p.results) < 2:
-            continue  # one use: upstream fusion's case
-        users.sort(key=lambda u: pos[u])
-        p_results = list(p.results)
-        only = len(users) == 1  # one user reading several results (or one twice): P goes into it whole
-        for c in users:
-            if c.name != "linalg.generic" or not static_shapes(c) or not (only or _parallel(c)):
-                continue
-            if _loop_ranges(c) != _loop_ranges(p):
-                continue
-            n_in, c_maps = _n_inputs(c), indexing_maps(c)
-            from_p = {i: p_results.index(v) for i, v in enumerate(list(c.operands)[:n_in]) if v in p_results}
-            if all(_identity(c_maps[i]) for i in from_p):
-                break
-        else:
+        if _loop_ranges(c) != _loop_ranges(p):
             continue
-        # P's users before C move after the fused op: they must not feed anything up to C
-        early = users[: users.index(c)]
-        if not all((us := _users(u)) is not None and all(pos[w] > pos[c] for w in us) for u in early):
-            continue
-        p_body = p.regions[0].blocks[0]
-        if only and any(len(list(a.uses)) for a in list(p_body.arguments)[_n_inputs(p):]):
-            continue  # P reads its outputs: they cannot be dropped
+        n_in, c_maps = _n_inputs(c), indexing_maps(c)
+        from_p = {i: p_results.index(v) for i, v in enumerate(list(c.operands)[:n_in]) if v in p_results}
+        if all(_identity(c_maps[i]) for i in from_p):
+            break
+    else:
+        return None
+    # P's users before C move after the fused op: they must not feed anything up to C
+    early = users[: users.index(c)]
+    if not all((us := _users(u)) is not None and all(c.is_before_in_block(w) for w in us) for u in early):
+        return None
+    if only and any(len(list(a.uses)) for a in list(p.regions[0].blocks[0].arguments)[_n_inputs(p):]):
+        return None  # P reads its outputs: they cannot be dropped
+    return c, early, from_p, only
 
-        def substitute(k: int, i: int, from_p: dict[int, int] = from_p, p_body: ir.Block = p_body) -> ir.Value | None:
-            # read when C's body is moved, after P's block arguments were replaced (P may yield one)
-            return list(p_body.operations)[-1].operands[from_p[i]] if k == 1 and i in from_p else None
 
-        keep = [not only, True]
-        new = _build([p, c], c, substitute, keep)
-        for u in early:
-            u.move_before(c)
-        _replace([p, c], new, keep)
-        return True
-    return False
+def _fuse(p: ir.Operation, c: ir.Operation, early: list[ir.Operation], from_p: dict[int, int],
+          only: bool) -> ir.Operation:
+    """One generic computing P's body, then C's with P's values (and P's results unless C was its
+    only user), where C was; P's `early` users move before it."""
+    def substitute(k: int, i: int) -> tuple[int, int] | None:
+        return (0, from_p[i]) if k == 1 and i in from_p else None  # C's input i is P's result from_p[i]
+
+    keep = [not only, True]
+    new = _build([p, c], c, substitute, keep)
+    for u in early:
+        u.move_before(c)
+    _replace([p, c], new, keep)
+    return new
 
 
 def fuse_multi_use(module: ir.Module) -> int:
-    """Run the rewrites above and upstream fusion to a fixed point; returns the rewrites applied."""
+    """Run the rewrites above and upstream fusion to a fixed point; returns the rewrites applied.
+    Each round is one scan of each function (linear in its ops)."""
     applied = 0
     for _ in range(MAX_ROUNDS):
         changed = 0
-        for f in module.body.operations:
-            if f.operation.name != "func.func" or not len(f.regions[0].blocks):
-                continue
+        for f in funcs(module, defined=True):
             block = f.regions[0].blocks[0]
-            while _merge_reductions(block) or _fuse_into_first_user(block):
-                changed += 1
+            changed += _merge_reductions(block)
+            changed += _fuse_into_first_users(block)
         if not changed:
             break
         applied += changed
@@ -240,13 +273,8 @@ def generalize(module: ir.Module) -> None:
     """Named elementwise linalg ops -> linalg.generic (the transform op, on the names present)."""
     names = sorted({op.name for op in walk(module, GENERALIZED_OPS)})
     if names:
-        quoted = ", ".join(f'"{n}"' for n in names)
-        apply_transform(
-            module,
-            f"  %ops = transform.structured.match ops{{[{quoted}]}} in %root"
-            " : (!transform.any_op) -> !transform.any_op\n"
-            "  %g = transform.structured.generalize %ops : (!transform.any_op) -> !transform.any_op\n",
-        )
+        apply_transform(module, lambda root: structured.GeneralizeOp(
+            structured.MatchOp.match_op_names(root, names).result))
 
 
 def fuse(module: ir.Module) -> None:
