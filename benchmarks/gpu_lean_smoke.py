@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""GPU smoke test of whole lean programs: every op case (tests/op_cases.py) and model (tests/models.py),
+"""GPU smoke test of whole lean programs: every op case (workloads/op_cases.py) and model (workloads/models.py),
 f32 and f64, all entry points (@f, @f_jvp, @f_vjp, and @f_vjp_jvp for models), against the eager
 interpreter.
 
@@ -9,7 +9,8 @@ interpreter.
       eager interpreter's outputs to DIR/<name>.npz (one .npy per array), writes DIR/manifest.json and the
       CUDA runtime wrappers to DIR/lib/. GLOBs select programs by name ("exp.f32", "model.*").
   python3 benchmarks/gpu_lean_smoke.py run DIR [-j N] [GLOB...]
-      on the GPU machine, NumPy + NVIDIA driver only (imports gpu_smoke.py from this directory). Each
+      on the GPU machine, NumPy + NVIDIA driver only (imports gpu_smoke.py from this directory and
+      workloads/gpu_kernels.py from the checkout). Each
       program runs in its own subprocess (N at a time; the timed models run last, alone), so a crash is
       reported and the rest go on. Prints PASS/FAIL per program and entry with the max error relative to
       max(1, max|expected|), tolerances 1e-4 (f32) and 1e-10 (f64), timings for the models tagged
@@ -30,10 +31,14 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import gpu_smoke as S
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # workloads/
+import gpu_smoke as S  # noqa: E402 - this directory, on sys.path when run as a script
+
+from workloads.gpu_kernels import max_error  # noqa: E402
+
 TOL = {"float32": 1e-4, "float64": 1e-10}
 TIMED = {"model.mlp_mse.f32", "model.attention.f32", "model.conv_net.f32"}
 DTYPES = ("f32", "f64")
@@ -45,11 +50,9 @@ DTYPES = ("f32", "f64")
 
 def programs(globs: list[str] | None = None) -> list[tuple[str, object, list, list[np.ndarray], bool]]:
     """(name, fn, specs, primal inputs, scalar?) for every op case and model in f32 and f64."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from models import MODELS
-    from op_cases import CASES
-
     import lean_mlir as lm
+    from workloads.models import MODELS
+    from workloads.op_cases import CASES
 
     out = []
     for dt in DTYPES:
@@ -68,18 +71,21 @@ def entry_args(ins: list[tuple[tuple[int, ...], np.dtype]], xs: list[np.ndarray]
     return [*xs, *(rng.standard_normal(shape).astype(dt) for shape, dt in ins[len(xs):])]
 
 
-def lower_for_gpu(lean_text: str, **gpu_options: str):  # -> GpuExecutable
-    """Every function of a lean module lowered as backend="gpu" does it (linalg, then GpuExecutable)."""
+def lower_for_gpu(lean_text: str):  # -> GpuExecutable
+    """Every function of a lean module lowered as backend="gpu" does it (linalg, then the GPU back end),
+    for sm_80 PTX whatever device this machine has."""
     from mlir import ir
 
+    from lean_mlir.backends.base import compile_module
+    from lean_mlir.backends.gpu import BACKEND
     from lean_mlir.irutils.context import make_context
-    from lean_mlir.backends.gpu import GpuExecutable
+    from lean_mlir.options import Options
     from lean_mlir.transforms.to_linalg import lower_lean_to_linalg
 
     with make_context(), ir.Location.unknown():    # the module keeps its Context alive
         m = ir.Module.parse(lean_text)
         lower_lean_to_linalg(m)
-        return GpuExecutable(m, **gpu_options)
+        return compile_module(BACKEND, m, Options(gpu_chip="sm_80", gpu_format="isa"))
 
 
 def build_one(out: pathlib.Path, name: str) -> dict:
@@ -87,8 +93,8 @@ def build_one(out: pathlib.Path, name: str) -> dict:
     from mlir import ir
 
     import lean_mlir as lm
-    from lean_mlir.irutils.context import make_context
     from lean_mlir.backends.eager import EagerFunction
+    from lean_mlir.irutils.context import make_context
 
     [(_, fn, specs, xs, scalar)] = programs([name])
     compile_ = lm.compile_scalar if scalar else lm.compile_out
@@ -150,22 +156,6 @@ def build(out: pathlib.Path, globs: list[str] | None, jobs: int) -> int:
 
 # ---------------------------------------------------------------------------------------------------------
 # run (NumPy + CUDA driver)
-
-
-def max_error(got: np.ndarray, want: np.ndarray) -> float:
-    """max |got - want| / max(1, max |want|); NaN/inf must match exactly (else inf)."""
-    if got.shape != want.shape or got.dtype != want.dtype:
-        return float("inf")
-    g, w = got.astype(np.float64), want.astype(np.float64)
-    same = (g == w) | (np.isnan(g) & np.isnan(w))
-    with np.errstate(invalid="ignore"):
-        diff = np.where(same, 0.0, np.abs(g - w))
-    if diff.size == 0:
-        return 0.0
-    err = float(np.max(diff))
-    finite = np.abs(w[np.isfinite(w)])
-    err /= max(1.0, float(finite.max(initial=0.0)))
-    return err if np.isfinite(err) else float("inf")
 
 
 def run_one(out: pathlib.Path, name: str) -> int:

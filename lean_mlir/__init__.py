@@ -1,7 +1,7 @@
 """lean_mlir: trace Python computations into the `lean` MLIR dialect, derive their JVP and VJP as
 MLIR functions, and run them compiled through linalg to LLVM (CPU), to NVVM (GPU), or eagerly."""
 
-from .backends.gpu.lower import DeviceUnavailableError
+from .backends.gpu.driver import DeviceUnavailableError
 from .checks import check_grads
 from .compiled import CompiledOut, CompiledScalar, clear_cache, compile_out, compile_scalar
 from .irutils.context import make_context

@@ -3,7 +3,6 @@ without a CUDA device), host-side data movement checked with a fake CUDA driver 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pathlib
 import re
@@ -14,30 +13,38 @@ import sys
 import numpy as np
 import pytest
 from mlir import ir
+from support import ROOT, fake_cuda_driver
 
 from lean_mlir.backends import gpu
-from lean_mlir.backends.gpu import DeviceUnavailableError, GpuExecutable, cuda_available, lower_to_gpu
+from lean_mlir.backends.base import compile_module
+from lean_mlir.backends.gpu import BACKEND, DeviceUnavailableError, GpuTarget, cuda_available, lower_to_gpu
+from lean_mlir.backends.gpu.mapping import tile_sizes
+from lean_mlir.backends.gpu.target import MIN_PTX
+from lean_mlir.options import Options
+from workloads.gpu_kernels import CASES as KERNELS
+from workloads.gpu_kernels import Case, compare
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("gpu_smoke", ROOT / "benchmarks" / "gpu_smoke.py")
-smoke = importlib.util.module_from_spec(_spec)
-sys.modules["gpu_smoke"] = smoke
-_spec.loader.exec_module(smoke)
-
-CASES = {c.name: c for c in smoke.CASES}
-SMALL = [c.name for c in smoke.CASES if "timing" not in c.tags]
+CASES = {c.name: c for c in KERNELS}
+SMALL = [c.name for c in KERNELS if "timing" not in c.tags]
 PTXAS = shutil.which("ptxas") or ("/usr/local/cuda/bin/ptxas" if os.path.exists("/usr/local/cuda/bin/ptxas")
                                   else None)
 CC = shutil.which("cc") or shutil.which("gcc")
 needs_device = pytest.mark.skipif(not cuda_available(), reason="no CUDA device (libcuda.so.1 / cuInit / count)")
 
 
-def _lower(name: str, **kw: str) -> tuple[dict[str, str], ir.Module]:
+def _lower(name: str, target: GpuTarget | None = None, **kw: str) -> tuple[dict[str, str], ir.Module]:
     ctx = ir.Context()
     with ctx:
         m = ir.Module.parse(CASES[name].mlir)
-        stages = lower_to_gpu(m, **kw)
+        stages = lower_to_gpu(m, target, **kw)
     return stages, m
+
+
+def _compile(case: Case, options: Options) -> gpu.GpuExecutable:
+    """Through the back-end interface, as lm.compile_* and lean-mlir-run do; call inside a Context."""
+    exe = compile_module(BACKEND, ir.Module.parse(case.mlir), options)
+    assert isinstance(exe, gpu.GpuExecutable)
+    return exe
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -129,15 +136,47 @@ def test_bad_target_raises(chip: str, features: str, fmt: str) -> None:
 def test_defaults() -> None:
     assert gpu.GPU_DEFAULTS == {"chip": "sm_80", "features": "+ptx80", "format": "bin"}
     assert gpu.default_features("sm_90a") == "+ptx80" and gpu.default_features("sm_100") == "+ptx86"
-    for chip in gpu._MIN_PTX:
+    for chip in MIN_PTX:
         gpu.validate_target(chip, gpu.default_features(chip))
+    t = GpuTarget()
+    assert (t.chip, t.features, t.format) == ("sm_80", "+ptx80", "bin")
+    assert (t.max_threads_per_block, t.max_block_z, t.max_grid_yz) == (256, 64, 65535)
+    with pytest.raises(ValueError, match="sm_50"):
+        GpuTarget(chip="sm_50")
+    with pytest.raises(ValueError, match="max_threads_per_block"):
+        GpuTarget(max_threads_per_block=2048)
+
+
+def test_backend_lowers_like_lower_to_gpu() -> None:
+    """BACKEND.lower resolves Options to the same target as the explicit call."""
+    case = CASES["softmax"]
+    with ir.Context():
+        exe = _compile(case, Options(gpu_chip="sm_80", gpu_format="isa"))
+    assert (exe.chip, exe.features, exe.format) == ("sm_80", "+ptx80", "isa")
+    assert exe.target == GpuTarget("sm_80", "+ptx80", "isa")
+    stages, _ = _lower("softmax", format="isa")
+    assert exe.ir("gpu") == stages["gpu"] and exe.ir("ptx") == stages["ptx"]
+
+
+def test_launch_limits_come_from_the_target() -> None:
+    """Block shapes: powers of two within the target's thread budget (thread x first, z capped); a grid
+    over the target's y/z limit is refused."""
+    t = GpuTarget()
+    assert tile_sizes([1000], t) == [256] and tile_sizes([33, 257], t) == [64, 4]
+    assert tile_sizes([2, 2, 1000, 7], t) == [2, 2, 64, 1]
+    assert tile_sizes([33, 257], GpuTarget(max_threads_per_block=64)) == [64, 1]
+    assert tile_sizes([4, 4, 100], GpuTarget(max_block_z=8)) == [4, 4, 8]
+    stages, _ = _lower("matmul_f32", GpuTarget(max_threads_per_block=32), format="isa")
+    assert "gpu.launch_func" in stages["gpu"]
+    with pytest.raises(NotImplementedError, match="exceeds 16 blocks"):
+        _lower("matmul_f32", GpuTarget(max_grid_yz=16), format="isa")     # 67 rows / 4 per block = 17
 
 
 @pytest.mark.skipif(cuda_available(), reason="a CUDA device is present")
 def test_no_device_raises_on_call() -> None:
     case = CASES["matmul_f32"]
     with ir.Context():
-        ex = GpuExecutable(ir.Module.parse(case.mlir))
+        ex = _compile(case, Options())
         assert ".entry" in ex.ir("ptx") and ex.chip == "sm_80" and ex.format == "isa"
         fn = ex.entry(case.func)
         with pytest.raises(DeviceUnavailableError, match="libcuda|cuInit|device"):
@@ -156,14 +195,14 @@ def test_device_matches_numpy(name: str, fmt: str) -> None:
         pytest.skip("ptxas not found: no cubin on this machine")
     case = CASES[name]
     with ir.Context():
-        ex = GpuExecutable(ir.Module.parse(case.mlir), format=fmt)
+        ex = _compile(case, Options(gpu_format=fmt))
         xs = case.make_inputs()
         copies = [x.copy() for x in xs]
         got = ex.entry(case.func)(*xs)
-        assert smoke._compare(case, got, case.ref(*xs)) is None
+        assert compare(case, got, case.ref(*xs)) is None
         assert all(np.array_equal(a, b) for a, b in zip(xs, copies, strict=True))   # inputs untouched
         got2 = ex.entry(case.func)(*xs)                                              # repeatable
-        assert smoke._compare(case, got2, case.ref(*xs)) is None
+        assert compare(case, got2, case.ref(*xs)) is None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -171,63 +210,18 @@ def test_device_matches_numpy(name: str, fmt: str) -> None:
 # Checks loading of libmlir_cuda_runtime.so, kernel-module loading at engine start, the calling
 # convention, copy sizes and directions, and that every device buffer is freed.
 
-_FAKE_CUDA = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-typedef unsigned long long P;
-#define LOG(...) do { fprintf(stderr, "fakecuda: " __VA_ARGS__); fputc('\n', stderr); } while (0)
-int cuInit(unsigned f) { return 0; }
-int cuDriverGetVersion(int *v) { *v = 13000; return 0; }
-int cuDeviceGetCount(int *n) { *n = 1; return 0; }
-int cuDeviceGet(int *d, int o) { *d = 0; return 0; }
-int cuDeviceGetName(char *s, int n, int d) { strncpy(s, "FakeGPU", n); return 0; }
-int cuDeviceGetAttribute(int *v, int a, int d) { *v = a == 75 ? 8 : 0; return 0; }
-int cuDevicePrimaryCtxRetain(void **c, int d) { *c = (void *)1; return 0; }
-int cuCtxPushCurrent_v2(void *c) { return 0; }
-int cuCtxPopCurrent_v2(void **c) { if (c) *c = (void *)1; return 0; }
-int cuGetErrorName(int e, const char **s) { *s = "FAKE"; return 0; }
-int cuMemAlloc_v2(P *p, size_t n) { *p = (P)calloc(1, n ? n : 1); LOG("alloc %zu", n); return 0; }
-int cuMemAllocManaged(P *p, size_t n, unsigned f) { return cuMemAlloc_v2(p, n); }
-int cuMemFree_v2(P p) { free((void *)p); LOG("free"); return 0; }
-int cuMemcpy(P d, P s, size_t n) { memcpy((void *)d, (void *)s, n); LOG("memcpy %zu", n); return 0; }
-int cuMemcpyAsync(P d, P s, size_t n, void *t) { memcpy((void *)d, (void *)s, n); LOG("memcpy %zu", n); return 0; }
-int cuMemsetD16Async(P d, unsigned short v, size_t n, void *s) { return 0; }
-int cuMemsetD32Async(P d, unsigned v, size_t n, void *s) { return 0; }
-int cuMemHostRegister_v2(void *p, size_t n, unsigned f) { return 0; }
-int cuMemHostUnregister(void *p) { return 0; }
-int cuStreamCreate(void **s, unsigned f) { *s = (void *)2; LOG("stream create"); return 0; }
-int cuStreamDestroy_v2(void *s) { LOG("stream destroy"); return 0; }
-int cuStreamSynchronize(void *s) { LOG("stream sync"); return 0; }
-int cuStreamWaitEvent(void *s, void *e, unsigned f) { return 0; }
-int cuEventCreate(void **e, unsigned f) { *e = (void *)3; return 0; }
-int cuEventDestroy_v2(void *e) { return 0; }
-int cuEventRecord(void *e, void *s) { return 0; }
-int cuEventSynchronize(void *e) { return 0; }
-int cuModuleLoadData(void **m, const void *i) { *m = (void *)4; LOG("module load"); return 0; }
-int cuModuleLoadDataEx(void **m, const void *i, unsigned n, void *o, void **v) {
-  *m = (void *)4; LOG("module load ptx=%d", strstr((const char *)i, ".entry") != NULL); return 0; }
-int cuModuleUnload(void *m) { return 0; }
-int cuModuleGetFunction(void **f, void *m, const char *name) { *f = (void *)5; return 0; }
-int cuFuncSetAttribute(void *f, int a, int v) { return 0; }
-int cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                   unsigned sm, void *s, void **p, void **e) {
-  LOG("launch %u,%u,%u x %u,%u,%u", gx, gy, gz, bx, by, bz); return 0; }
-int cuLaunchKernelEx(const void *c, void *f, void **p, void **e) { return 0; }
-int cuTensorMapEncodeTiled(void *a, int b, unsigned c, void *d, const void *e, const void *f, const void *g,
-                           const void *h, int i, int j, int k, int l) { return 0; }
-"""
-
 _FAKE_RUN = """
 import sys
 from mlir import ir
-sys.path.insert(0, {bench!r})
-import gpu_smoke as S
-from lean_mlir.backends.gpu import GpuExecutable, cuda_available
+sys.path.insert(0, {root!r})
+from lean_mlir.backends.base import compile_module
+from lean_mlir.backends.gpu import BACKEND, cuda_available
+from lean_mlir.options import Options
+from workloads.gpu_kernels import CASES
 assert cuda_available()
-case = next(c for c in S.CASES if c.name == "multi_rank0")
+case = next(c for c in CASES if c.name == "multi_rank0")
 with ir.Context():
-    ex = GpuExecutable(ir.Module.parse(case.mlir))
+    ex = compile_module(BACKEND, ir.Module.parse(case.mlir), Options())
     f = ex.entry(case.func)
     for _ in range(2):
         outs = f(*case.make_inputs())
@@ -237,11 +231,9 @@ print("shapes", [o.shape for o in outs])
 
 @pytest.mark.skipif(CC is None, reason="no C compiler for the fake CUDA driver")
 def test_host_side_with_fake_driver(tmp_path: pathlib.Path) -> None:
-    (tmp_path / "fake.c").write_text(_FAKE_CUDA)
-    subprocess.run([CC, "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", str(tmp_path / "libcuda.so.1"),
-                    str(tmp_path / "fake.c")], check=True)
+    fake_cuda_driver(tmp_path, CC)
     env = dict(os.environ, LD_LIBRARY_PATH=f"{tmp_path}:{os.environ.get('LD_LIBRARY_PATH', '')}")
-    script = _FAKE_RUN.format(bench=str(ROOT / "benchmarks"))
+    script = _FAKE_RUN.format(root=str(ROOT))
     r = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "shapes [(1000,), (), ()]" in r.stdout
@@ -261,14 +253,14 @@ def test_host_side_with_fake_driver(tmp_path: pathlib.Path) -> None:
 @pytest.mark.skipif(CC is None, reason="no C compiler")
 def test_smoke_build_and_run_with_fake_driver(tmp_path: pathlib.Path) -> None:
     """The smoke script's build + run path works end to end (results are wrong: kernels are not run)."""
-    (tmp_path / "fake.c").write_text(_FAKE_CUDA)
-    subprocess.run([CC, "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", str(tmp_path / "libcuda.so.1"),
-                    str(tmp_path / "fake.c")], check=True)
-    out = tmp_path / "build"
-    assert smoke.build(out, ["matmul_f32"]) == 0
+    fake_cuda_driver(tmp_path, CC)
+    out, script = tmp_path / "build", str(ROOT / "benchmarks" / "gpu_smoke.py")
+    r = subprocess.run([sys.executable, script, "build", str(out), "matmul_f32"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and "2 built, 0 failed" in r.stdout, r.stdout + r.stderr
     assert sorted(p.name for p in out.glob("*.so")) == ["matmul_f32.cubin-sm90.so", "matmul_f32.ptx-sm80.so"]
     env = dict(os.environ, LD_LIBRARY_PATH=str(tmp_path))
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_smoke.py"), "run", str(out)], env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, script, "run", str(out)], env=env, capture_output=True, text=True,
+                       timeout=120)
     assert "FakeGPU" in r.stdout and "SUMMARY: 0/2 passed" in r.stdout, r.stdout + r.stderr
     assert "memcpy 12060" in r.stdout            # A (67x45 f32) copied in, stderr relayed

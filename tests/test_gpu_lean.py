@@ -1,6 +1,7 @@
-"""backend="gpu" on every op case and model, f32 and f64: PTX kernels (sm_80) for every entry point that
-the system ptxas accepts; without a device, calls raise lm.DeviceUnavailableError; with one, results
-match the eager interpreter. Plus the lean smoke script's build + run path under a fake CUDA driver."""
+"""backend="gpu" on every op case and model, f32 and f64: PTX kernels (for the device's chip, else
+sm_80) for every entry point that the system ptxas accepts; without a device, calls raise
+lm.DeviceUnavailableError; with one, results match the eager interpreter. Plus the lean smoke script's
+build + run path under a fake CUDA driver."""
 
 from __future__ import annotations
 
@@ -16,20 +17,23 @@ from functools import cache
 
 import numpy as np
 import pytest
-from models import MODELS
-from op_cases import CASES, Case
+from mlir import ir
+from support import ROOT, fake_cuda_driver
 
 import lean_mlir as lm
-from lean_mlir.backends.gpu import GpuExecutable, cuda_available, split_ptx
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import gpu_lean_smoke as smoke  # noqa: E402
+from lean_mlir.backends.base import compile_module
+from lean_mlir.backends.gpu import BACKEND, GpuExecutable, cuda_available, resolve_target, split_ptx
+from lean_mlir.transforms.to_linalg import lower_lean_to_linalg
+from workloads.gpu_kernels import max_error
+from workloads.models import MODELS
+from workloads.op_cases import CASES, Case
 
 DTYPES = ["f32", "f64"]
 PTXAS = "/usr/local/cuda/bin/ptxas" if os.path.exists("/usr/local/cuda/bin/ptxas") else shutil.which("ptxas")
 CC = shutil.which("cc") or shutil.which("gcc")
 HAS_DEVICE = cuda_available()
+TARGET = resolve_target(lm.Options())   # what backend="gpu" compiles for here: the device's chip, else sm_80
+PTX_VERSION = f"{int(TARGET.features.removeprefix('+ptx')) / 10:.1f}"
 needs_device = pytest.mark.skipif(not HAS_DEVICE, reason="no CUDA device (libcuda.so.1 / cuInit / device count)")
 no_device = pytest.mark.skipif(HAS_DEVICE, reason="a CUDA device is present")
 TOL = {"f32": 1e-4, "f64": 1e-10}
@@ -47,12 +51,15 @@ def _model(name: str, dtype: str) -> lm.CompiledScalar:
 
 
 @cache
-def _model_full(name: str, dtype: str):  # -> GpuExecutable
+def _model_full(name: str, dtype: str) -> GpuExecutable:
     """All four entry points of a model lowered for the GPU together (compile_scalar may compile the HVP
-    separately, on first use)."""
+    separately, on first use), with the options backend="gpu" uses by default."""
     fn, shapes = MODELS[name]
     lean = lm.compile_scalar(fn, *[lm.Spec(s, dtype) for s in shapes], backend="eager").ir("lean")
-    return smoke.lower_for_gpu(lean)
+    with lm.make_context(), ir.Location.unknown():    # the module keeps its Context alive
+        m = ir.Module.parse(lean)
+        lower_lean_to_linalg(m)
+        return compile_module(BACKEND, m, lm.Options())
 
 
 def _model_inputs(name: str, dtype: str, seed: int = 0) -> list[np.ndarray]:
@@ -90,7 +97,7 @@ def _check_ptx(c: lm.CompiledOut | GpuExecutable, entries: set[str], tmp_path: p
         m = re.fullmatch(r"(\w+?)_kernel(?:_\d+)?", mod)
         assert m, f"unexpected gpu.module name {mod}"
         per_entry[m.group(1)] += 1
-        assert ".target sm_80" in ptx and ".version 8.0" in ptx, mod
+        assert f".target {TARGET.chip}" in ptx and f".version {PTX_VERSION}" in ptx, mod
         assert len(re.findall(r"\.visible\s+\.entry\s+\w+\(", ptx)) == 1, mod
         assert ".extern .func" not in ptx, f"{mod}: unresolved device function"
     assert set(per_entry) == entries, per_entry
@@ -102,7 +109,7 @@ def _check_ptx(c: lm.CompiledOut | GpuExecutable, entries: set[str], tmp_path: p
         assert len(set(re.findall(r"\.entry\s+(\w+)\(", merged))) == len(modules)
         src = tmp_path / "all.ptx"
         src.write_text(merged)
-        r = subprocess.run([PTXAS, "-arch=sm_80", str(src), "-o", str(tmp_path / "all.cubin")],
+        r = subprocess.run([PTXAS, f"-arch={TARGET.chip}", str(src), "-o", str(tmp_path / "all.cubin")],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr[-2000:]
 
@@ -139,7 +146,7 @@ def test_gpu_options_chip(tmp_path: pathlib.Path) -> None:
     c80 = lm.compile_out(fn, lm.f32[4, 3], backend="gpu")
     assert c80 is not c90
     assert ".target sm_90" in c90.ir("ptx") and ".target sm_80" not in c90.ir("ptx")
-    assert ".target sm_80" in c80.ir("ptx")
+    assert f".target {TARGET.chip}" in c80.ir("ptx")
     with pytest.raises(ValueError, match="sm_50"):
         lm.compile_out(fn, lm.f32[4, 3], backend="gpu", gpu_options={"chip": "sm_50"})
 
@@ -178,7 +185,7 @@ def _assert_close(got, want, dtype: str) -> None:
     for g, w in zip(got, want, strict=True):
         g, w = np.asarray(g), np.asarray(w)
         assert g.shape == w.shape and g.dtype == w.dtype
-        err = smoke.max_error(g, w)
+        err = max_error(g, w)
         assert err <= TOL[dtype], f"max error {err:.3g} > {TOL[dtype]}"
 
 
@@ -210,28 +217,24 @@ def test_model_matches_eager(name: str, dtype: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The lean smoke script
+# The device scripts' comparison (workloads.gpu_kernels.max_error); the lean smoke script's build + run
 
 
 def test_max_error() -> None:
     a = np.array([1.0, np.nan, np.inf, 300.0])
-    assert smoke.max_error(a, a.copy()) == 0.0
-    assert smoke.max_error(a + [0, 0, 0, 3], a) == pytest.approx(0.01)      # relative to max |want|
-    assert smoke.max_error(np.array([0.5]), np.array([0.25])) == 0.25         # absolute below 1
-    assert smoke.max_error(np.array([1.0, 2.0]), np.array([1.0, np.nan])) == np.inf
-    assert smoke.max_error(np.array([1.0, 2.0]), np.array([1.0, np.inf])) == np.inf
-    assert smoke.max_error(a.astype(np.float32), a) == np.inf                   # dtype must match
+    assert max_error(a, a.copy()) == 0.0
+    assert max_error(a + [0, 0, 0, 3], a) == pytest.approx(0.01)      # relative to max |want|
+    assert max_error(np.array([0.5]), np.array([0.25])) == 0.25         # absolute below 1
+    assert max_error(np.array([1.0, 2.0]), np.array([1.0, np.nan])) == np.inf
+    assert max_error(np.array([1.0, 2.0]), np.array([1.0, np.inf])) == np.inf
+    assert max_error(a.astype(np.float32), a) == np.inf                   # dtype must match
 
 
 @pytest.mark.skipif(CC is None, reason="no C compiler for the fake CUDA driver")
 def test_lean_smoke_build_and_run_with_fake_driver(tmp_path: pathlib.Path) -> None:
     """Build two programs, check what was saved, run them against a fake driver (kernels do not run, so
     every entry FAILs), and check that a program that cannot load is reported without stopping the run."""
-    from test_gpu import _FAKE_CUDA
-
-    (tmp_path / "fake.c").write_text(_FAKE_CUDA)
-    subprocess.run([CC, "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", str(tmp_path / "libcuda.so.1"),
-                    str(tmp_path / "fake.c")], check=True)
+    fake_cuda_driver(tmp_path, CC)
     out, script = tmp_path / "build", str(ROOT / "benchmarks" / "gpu_lean_smoke.py")
     r = subprocess.run([sys.executable, script, "build", str(out), "-j", "1", "exp.f32", "model.layer_norm.f64"],
                        capture_output=True, text=True, timeout=300)
