@@ -28,6 +28,11 @@ def _matmul_infer(a: Spec, b: Spec) -> Spec:
 def _lower_matmul(ops: list[ir.Value], t: ir.RankedTensorType) -> ir.Value:
     """linalg.matmul; batch_matmul for rank 3; rank > 3: collapse the batch dims, batch_matmul, expand."""
     a, b = ops
+    if ir.RankedTensorType(a.type).shape[-1] == 1:
+        # an outer product (k = 1) is elementwise: a generic fuses into its users, so
+        # sum(x[:, None] @ y[None, :]) never materializes the n x n product
+        r = t.rank
+        return LL.parallel(arith.mulf, [a, b], t, [[*range(r - 2), r - 2, None], [*range(r - 2), None, r - 1]])
     if t.rank == 2:
         return linalg.matmul(a, b, outs=[LL.zeros(t)], indexing_maps=matmul_maps())
     if t.rank == 3:
