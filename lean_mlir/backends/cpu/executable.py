@@ -4,6 +4,7 @@ entry points."""
 from __future__ import annotations
 
 import ctypes
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,7 +17,22 @@ from ...irutils.types import Signature
 from ...options import Options
 from ...runtime import pool
 from ...runtime.packed import Entry
-from .pipeline import threads_for
+from .pipeline import TEMPORARY_BYTES, threads_for
+
+
+def memory_bytes() -> int:
+    """RAM + swap of this machine (/proc/meminfo), else RAM from sysconf, else no limit."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = {k: int(v.split()[0]) * 1024 for k, v in (line.split(":", 1) for line in f) if k in
+                    ("MemTotal", "SwapTotal")}
+        return sum(info.values())
+    except (OSError, ValueError):
+        try:
+            return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, AttributeError):
+            return 2**63 - 1
+
 
 _ASYNC_RUNTIME: list[ctypes.CDLL] = []
 
@@ -53,6 +69,9 @@ class CpuExecutable:
             pool.register(self.engine, threads_for(options) - 1, options.spin)
         self.signatures = dict(signatures)
         self.stages = dict(stages)
+        attrs = module.operation.attributes
+        self.temporary_bytes = ({a.name: ir.IntegerAttr(a.attr).value for a in ir.DictAttr(attrs[TEMPORARY_BYTES])}
+                                if TEMPORARY_BYTES in attrs else {})
         self._entries: dict[str, Entry] = {}
 
     def entry(self, name: str) -> Entry:
@@ -60,6 +79,10 @@ class CpuExecutable:
         if e is None:
             if name not in self.signatures:
                 raise KeyError(f"unknown entry point @{name}; have {sorted(self.signatures)}")
+            need, have = self.temporary_bytes.get(name, 0), memory_bytes()
+            if need > have:
+                raise MemoryError(f"@{name} needs {need / 2**30:.1f} GiB of temporary buffers; this machine has "
+                                  f"{have / 2**30:.1f} GiB of memory and swap")
             e = Entry(self.engine, name, self.signatures[name])
             self._entries[name] = e
         return e

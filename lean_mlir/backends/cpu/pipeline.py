@@ -18,6 +18,7 @@ The stages "linalg" (after step 1), "scheduled" (after step 2) and "llvm" are ke
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ from mlir import ir
 
 from ...irutils.bufferize import bufferize
 from ...irutils.passes import Passes, run_passes
-from ...irutils.walk import funcs, is_public
+from ...irutils.walk import funcs, is_public, symbol_name, walk
 from ...options import Options
 from ...runtime import pool
 from . import threads
@@ -93,6 +94,30 @@ def _vector_math(module: ir.Module, build: Build) -> None:
         vector_math_to_calls(module, vector_math(build.target))
 
 
+TEMPORARY_BYTES = "lean.temporary_bytes"  # module attribute: public function -> bytes its temporaries may need
+
+
+def _measure_temporaries(module: ir.Module, build: Build) -> None:
+    """An upper bound of the heap each public function allocates (its buffers and every private
+    kernel's), recorded on the module so the executable can refuse a call that cannot fit (a failed
+    malloc in generated code is a segfault, not an error)."""
+    def alloc_bytes(f: ir.Operation) -> int:
+        total = 0
+        for op in walk(f, ("memref.alloc", "memref.alloca")):
+            t = ir.MemRefType(op.results[0].type)
+            if t.has_static_shape:
+                e = t.element_type
+                bits = e.width if isinstance(e, ir.FloatType | ir.IntegerType) else 64  # index, pointers
+                total += math.prod(t.shape) * max(1, bits // 8)
+        return total
+
+    kernels = sum(alloc_bytes(f) for f in funcs(module, defined=True) if not is_public(f))
+    i64 = ir.IntegerType.get_signless(64, module.context)
+    module.operation.attributes[TEMPORARY_BYTES] = ir.DictAttr.get(
+        {symbol_name(f): ir.IntegerAttr.get(i64, min(alloc_bytes(f) + kernels, 2**63 - 1))
+         for f in funcs(module, defined=True, public=True)}, context=module.context)
+
+
 def _split_threads(module: ir.Module, build: Build) -> None:
     build.spawned = threads.split(module, build.threads)
 
@@ -110,6 +135,7 @@ STEPS: tuple[tuple[str, Callable[[ir.Module, Build], None]], ...] = (
     ("post-schedule", _passes(POST_SCHEDULE)),
     ("stage scheduled", _stage("scheduled")),
     ("bufferize", lambda module, build: bufferize(module)),
+    ("measure-temporaries", _measure_temporaries),
     ("c-wrappers", _passes(C_WRAPPERS)),
     ("private-without-c-wrappers", _private_without_c_wrappers),
     ("vector-math", _vector_math),
