@@ -32,6 +32,8 @@ import numpy as np
 os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")  # no compile workers competing for the 2 cores
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import lean_mlir as lm  # noqa: E402
+from workloads.models import elementwise_sum as ew  # noqa: E402
+from workloads.models import mlp3_mse as mlp  # noqa: E402
 
 try:
     import jax
@@ -96,11 +98,8 @@ def first_call(name: str, system: str, build: Callable[[], Callable[[], Any]]) -
 # workloads
 
 
-def mlp(x, t, W1, b1, W2, b2, W3, b3):  # noqa: N803 - math names
-    h = lm.tanh(x @ W1 + b1)
-    h = lm.tanh(h @ W2 + b2)
-    y = h @ W3 + b3
-    return lm.mean((y - t) ** 2)
+# the lean_mlir programs (mlp: the 3-layer MLP, ew: the elementwise chain) are workloads.models'; below,
+# the same computations for NumPy (by hand, with gradients and JVPs), PyTorch and JAX
 
 
 def mlp_np(x, t, W1, b1, W2, b2, W3, b3):  # noqa: N803
@@ -131,10 +130,6 @@ def mlp_np_jvp(x, t, W1, b1, W2, b2, W3, b3, dW1):  # noqa: N803
     d = h2 @ W3 + b3 - t
     dd = dh2 @ W3
     return np.float32((d * d).mean()), np.float32(2 * (d * dd).mean())
-
-
-def ew(x):
-    return lm.sum(lm.exp(lm.sin(x) * x + lm.tanh(x)))
 
 
 def ew_np(x):

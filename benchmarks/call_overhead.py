@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import os
+import sys
 import time
 import timeit
 from collections.abc import Callable
@@ -15,11 +17,13 @@ from collections.abc import Callable
 import numpy as np
 from mlir import ir
 
-from lean_mlir.backends.base import compile_module
-from lean_mlir.backends.cpu import BACKEND as CPU
-from lean_mlir.backends.cpu import CpuExecutable
-from lean_mlir.options import Options
-from lean_mlir.runtime import packed, validate
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # workloads/
+from lean_mlir.backends.base import compile_module  # noqa: E402
+from lean_mlir.backends.cpu import BACKEND as CPU  # noqa: E402
+from lean_mlir.backends.cpu import CpuExecutable  # noqa: E402
+from lean_mlir.options import Options  # noqa: E402
+from lean_mlir.runtime import packed, validate  # noqa: E402
+from workloads.linalg_modules import MATMUL  # noqa: E402
 
 ADD = """
 func.func @add(%a: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<4xf32> {
@@ -28,18 +32,6 @@ func.func @add(%a: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<4xf32> {
   return %0 : tensor<4xf32>
 }
 """
-
-MATMUL = """
-func.func @mm(%a: tensor<{n}x{n}x{t}>, %b: tensor<{n}x{n}x{t}>) -> tensor<{n}x{n}x{t}> {{
-  %z = arith.constant 0.0 : {t}
-  %e = tensor.empty() : tensor<{n}x{n}x{t}>
-  %f = linalg.fill ins(%z : {t}) outs(%e : tensor<{n}x{n}x{t}>) -> tensor<{n}x{n}x{t}>
-  %r = linalg.matmul ins(%a, %b : tensor<{n}x{n}x{t}>, tensor<{n}x{n}x{t}>)
-                     outs(%f : tensor<{n}x{n}x{t}>) -> tensor<{n}x{n}x{t}>
-  return %r : tensor<{n}x{n}x{t}>
-}}
-"""
-
 
 def compile_text(text: str) -> tuple[CpuExecutable, float]:
     t0 = time.perf_counter()
@@ -88,7 +80,7 @@ def matmul(sizes: list[int], repeat: int) -> None:
     rng = np.random.default_rng(0)
     for dtype in ("f32", "f64"):
         for n in sizes:
-            exe, t = compile_text(MATMUL.format(n=n, t=dtype))
+            exe, t = compile_text(MATMUL.format(m=n, k=n, n=n, t=dtype))
             mm = exe.entry("mm")
             npdt = np.float32 if dtype == "f32" else np.float64
             a, b = rng.standard_normal((n, n)).astype(npdt), rng.standard_normal((n, n)).astype(npdt)

@@ -101,13 +101,21 @@ def _i64(v: int) -> ir.Attribute:
     return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), int(v))
 
 
+def _dense(a: np.ndarray) -> ir.Attribute:
+    """A dense attribute of exactly `a`'s shape and element type."""
+    name = next((n for n, dt in DTYPES.items() if dt == a.dtype), None)
+    if name is None:
+        return ir.DenseElementsAttr.get(a)
+    return ir.DenseElementsAttr.get(a, type=ir.RankedTensorType.get(list(a.shape), element_type(name)))
+
+
 ATTR_KINDS: dict[str, tuple[Callable[[Any], ir.Attribute], Callable[[ir.Attribute], Any]]] = {
     "ints": (lambda v: ir.DenseI64ArrayAttr.get([int(x) for x in v]),
              lambda a: tuple(ir.DenseI64ArrayAttr(a))),
     "int": (_i64, lambda a: ir.IntegerAttr(a).value),
     "bool": (lambda v: ir.BoolAttr.get(bool(v)), lambda a: ir.BoolAttr(a).value),
     "float": (lambda v: ir.FloatAttr.get_f64(float(v)), lambda a: ir.FloatAttr(a).value),
-    "dense": (lambda v: ir.DenseElementsAttr.get(np.ascontiguousarray(v)),
+    "dense": (lambda v: _dense(np.asarray(v).copy(order="C")),  # (np.ascontiguousarray makes rank 0 rank 1)
               lambda a: np.array(ir.DenseElementsAttr(a))),
 }
 

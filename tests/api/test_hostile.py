@@ -260,3 +260,14 @@ def test_conv2d_vjp_when_the_stride_skips_the_tail(x_shape, w_shape, stride, pad
     for a, b in zip(cpu.backward(*xs), eager.backward(*xs), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
     lm.check_grads(cpu, xs)
+
+# ---- 2. a temporary larger than the machine is a MemoryError, not a segfault
+def test_huge_temporaries_raise_memory_error() -> None:
+    n = 131072  # a 64 GiB n x n product
+    outer = lm.compile_scalar(lambda x, y: lm.sum(lm.reshape(x, (n, 1)) @ lm.reshape(y, (1, n))), lm.f32[n], lm.f32[n])
+    assert "memref.alloc" not in outer.ir("scheduled")  # k = 1: the product fuses into the sum
+    assert outer.forward(np.ones(n, np.float32), np.zeros(n, np.float32)) == 0.0
+    c = lm.compile_scalar(lambda x, y: lm.sum(lm.exp(lm.reshape(x, (n, 2)) @ lm.reshape(y, (2, n)))),
+                          lm.f32[2 * n], lm.f32[2 * n])
+    with pytest.raises(MemoryError, match="needs 64.0 GiB of temporary buffers"):
+        c.forward(np.ones(2 * n, np.float32), np.ones(2 * n, np.float32))

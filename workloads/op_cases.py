@@ -1,15 +1,22 @@
-"""One example call per lean op (several for ops with attributes), shared by the rule, lowering,
-back-end and GPU tests. `ref` is an independent NumPy reference (not the op's own `numpy`)."""
+"""Op cases: one call of one lean op, with its inputs and a NumPy reference (`Case`).
+
+CASES holds one example call per lean op (several for ops with attributes), shared by the rule,
+back-end and GPU tests; there `ref` is an independent NumPy reference (not the op's own `numpy`).
+`Case.single` builds a case of the op alone with explicit attributes, checked against the op's own
+`numpy` semantics (the lowering tests' table)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 import lean_mlir as lm
-from lean_mlir.ops import emit
+from lean_mlir.ops import OPS, emit
+
+DOMAINS = ("normal", "positive", "ties", "neginf", "nan", "large")
 
 
 @dataclass
@@ -21,23 +28,59 @@ class Case:
     positive: tuple[int, ...] = ()  # inputs drawn from [0.5, 2]
     smooth: bool = True  # check_grads applies (random points avoid kinks)
     id: str = field(default="")
+    dtype: str = "f64"  # the element type where the caller names none
+    # what inputs() does to the standard-normal draws: "positive" |x| + 0.1 for every input; "ties": the
+    # second input shares every other entry with the first; "neginf": -inf entries, a whole -inf row and
+    # column; "nan": NaN entries; "large": x * 100 + 1000 (softmax overflow)
+    domain: str = "normal"
 
-    def inputs(self, dtype: str = "f64", seed: int = 0) -> list[np.ndarray]:
+    @classmethod
+    def single(cls, op: str, specs: Sequence[lm.Spec], attrs: dict[str, Any] | None = None,
+               shape: tuple[int, ...] | None = None, domain: str = "normal") -> Case:
+        """The op alone (`emit`) with explicit attributes and, for ops that take one, result shape;
+        `ref` is the op's own NumPy semantics. All inputs share one element type."""
+        attrs = dict(attrs or {})
+        extra = {} if shape is None else {"shape": shape}
+        dtypes = {s.dtype for s in specs}
+        assert len(dtypes) <= 1 and domain in DOMAINS, (op, dtypes, domain)
+        s = ",".join(f"{p.dtype}{list(p.shape)}" for p in specs)
+        a = ",".join(f"{k}={v}" for k, v in attrs.items() if k != "value")
+        name = f"{op}({s}{';' + a if a else ''}{f'->{list(shape)}' if shape else ''}){domain[:3]}"
+        return cls(op, lambda *xs: emit(op, list(xs), **extra, **attrs), [p.shape for p in specs],
+                   lambda *xs: OPS[op].numpy(*xs, **extra, **attrs), smooth=False, id=name,
+                   dtype=dtypes.pop() if dtypes else "f64", domain=domain)
+
+    def inputs(self, dtype: str | None = None, seed: int = 0) -> list[np.ndarray]:
         rng = np.random.default_rng(seed)
-        out = []
-        for i, s in enumerate(self.shapes):
-            a = rng.uniform(0.5, 2.0, s) if i in self.positive else rng.standard_normal(s)
-            out.append(a.astype(lm.Spec((), dtype).np_dtype))
-        return out
+        np_dtype = lm.Spec((), dtype or self.dtype).np_dtype
+        xs = [(rng.uniform(0.5, 2.0, s) if i in self.positive else rng.standard_normal(s)).astype(np_dtype)
+              for i, s in enumerate(self.shapes)]
+        if self.domain == "positive":
+            xs = [np.abs(x) + np.asarray(0.1, x.dtype) for x in xs]
+        elif self.domain == "ties" and xs[0].size:
+            xs[1].flat[::2] = xs[0].flat[::2]
+        elif self.domain == "neginf":
+            x = xs[0]
+            x[rng.random(x.shape) < 0.3] = -np.inf
+            x[1] = -np.inf  # a whole -inf row (softmax over axis 1: NaN, like NumPy)
+            x[:, 2] = -np.inf
+        elif self.domain == "nan":
+            for x in xs:
+                x[rng.random(x.shape) < 0.2] = np.nan
+            xs[0][0, 0] = np.nan
+        elif self.domain == "large":
+            xs[0] = (xs[0] * 100 + 1000).astype(xs[0].dtype)
+        # ufuncs turn 0-d arrays into NumPy scalars, which the JIT fast path must not see
+        return [np.array(x, dtype=np_dtype) for x in xs]
 
-    def directions(self, out_spec: lm.Spec, dtype: str = "f64") -> tuple[list[np.ndarray], np.ndarray]:
+    def directions(self, out_spec: lm.Spec, dtype: str | None = None) -> tuple[list[np.ndarray], np.ndarray]:
         """Random tangents (one per input) and an output seed, for comparing two back ends."""
         rng = np.random.default_rng(1)
         dxs = [rng.standard_normal(s.shape).astype(s.np_dtype) for s in self.specs(dtype)]
         return dxs, rng.standard_normal(out_spec.shape).astype(out_spec.np_dtype)
 
-    def specs(self, dtype: str = "f64") -> list[lm.Spec]:
-        return [lm.Spec(s, dtype) for s in self.shapes]
+    def specs(self, dtype: str | None = None) -> list[lm.Spec]:
+        return [lm.Spec(s, dtype or self.dtype) for s in self.shapes]
 
 
 def _conv_ref(x: np.ndarray, w: np.ndarray, s: int, p: int) -> np.ndarray:

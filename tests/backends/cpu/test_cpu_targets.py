@@ -16,7 +16,8 @@ def test_presets_give_the_measured_avx512_tiles_and_scale_with_the_vector_width(
     avx512, avx2, neon = PRESETS["avx512"], PRESETS["avx2"], PRESETS["neon"]
     assert avx512.matmul_register_tile("f32") == (8, 32, 1) and avx512.matmul_register_tile("f64") == (4, 32, 1)
     assert avx512.matmul_cache_tile("f32") == (256, 256, 256)  # measured best on a 1 MiB L2 (Zen 4)
-    assert (avx512.elementwise_vector("f32"), avx512.reduction_vector("f32"), avx512.transpose_tile("f64")) == (32, 64, 8)
+    assert (avx512.elementwise_vector("f32"), avx512.reduction_vector("f32"),
+            avx512.transpose_tile("f64")) == (32, 64, 8)
     assert avx2.lanes("f32") == 8 and avx2.elementwise_vector("f32") == 16 and avx2.vector_abi == "d"
     assert neon.lanes("f64") == 2 and neon.vector_abi is None
     for t in PRESETS.values():
@@ -44,9 +45,8 @@ def _mlp(x, w1, b1, w2):  # noqa: ANN001, ANN202
 
 
 @pytest.mark.parametrize("name", ["avx2", "neon", "avx512"])
-def test_other_targets_schedules_run_correctly_here(name: str) -> None:
+def test_other_targets_schedules_run_correctly_here(name: str, rng: np.random.Generator) -> None:
     specs = [lm.f32[64, 128], lm.f32[128, 64], lm.f32[64], lm.f32[64, 10]]
-    rng = np.random.default_rng(3)
     xs = [(rng.standard_normal(s.shape) * 0.3).astype(np.float32) for s in specs]
     c = lm.compile_scalar(_mlp, *specs, options=lm.Options(cpu_target=name))
     vec = PRESETS[name].elementwise_vector("f32")

@@ -1,4 +1,4 @@
-"""Multi-use fusion (lean_mlir.lower.fusion) on the CPU path: what fuses, what must not, and the JIT's
+"""Multi-use fusion (lean_mlir.backends.cpu.fusion) on the CPU path: what fuses, what must not, and the JIT's
 values against NumPy in each case."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import lean_mlir as lm
+from workloads.models import elementwise_sum
 
 
 def _generics(c: lm.CompiledScalar | lm.CompiledOut, entry: str) -> list[str]:
@@ -17,19 +18,14 @@ def _generics(c: lm.CompiledScalar | lm.CompiledOut, entry: str) -> list[str]:
     return [line for line in text[start: end if end > 0 else None].splitlines() if "linalg.generic" in line]
 
 
-def ew(x: lm.Tensor) -> lm.Tensor:
-    return lm.sum(lm.exp(lm.sin(x) * x + lm.tanh(x)))
-
-
 @pytest.mark.parametrize("dtype", ["f32", "f64"])
-def test_jvp_of_sum_is_one_pass(dtype: str) -> None:
+def test_jvp_of_sum_is_one_pass(dtype: str, rng: np.random.Generator) -> None:
     """sin and tanh feed the primal and the tangent: one reduction with two results, nothing else."""
     n = 4096
-    c = lm.compile_scalar(ew, lm.Spec((n,), dtype))
+    c = lm.compile_scalar(elementwise_sum, lm.Spec((n,), dtype))
     gens = _generics(c, "f_jvp")
     assert len(gens) == 1 and "reduction" in gens[0], gens
     assert len(_generics(c, "f_vjp")) == 2  # (exp, gradient) in one parallel op, then the sum
-    rng = np.random.default_rng(3)
     x, dx = (rng.uniform(-3, 3, n).astype(dtype.replace("f", "float")) for _ in range(2))
     x64, dx64 = x.astype(np.float64), dx.astype(np.float64)
     e = np.exp(np.sin(x64) * x64 + np.tanh(x64))
@@ -42,7 +38,7 @@ def test_jvp_of_sum_is_one_pass(dtype: str) -> None:
     np.testing.assert_allclose(g, de, rtol=rtol, atol=rtol)
 
 
-def test_reduction_feeding_the_user_blocks_fusion() -> None:
+def test_reduction_feeding_the_user_blocks_fusion(rng: np.random.Generator) -> None:
     """exp(x) / sum(exp(x)): the sum must be computed before the division, so exp stays its own op."""
     def normalize(x: lm.Tensor) -> lm.Tensor:
         e = lm.exp(x)
@@ -50,11 +46,11 @@ def test_reduction_feeding_the_user_blocks_fusion() -> None:
 
     o = lm.compile_out(normalize, lm.f32[2048])
     assert len(_generics(o, "f")) == 3
-    x = np.random.default_rng(4).standard_normal(2048).astype(np.float32)
+    x = rng.standard_normal(2048).astype(np.float32)
     np.testing.assert_allclose(o.forward(x), np.exp(x) / np.exp(x).sum(), rtol=1e-5)
 
 
-def test_dependent_reductions_do_not_merge() -> None:
+def test_dependent_reductions_do_not_merge(rng: np.random.Generator) -> None:
     """sum(x * sum(x * x)): the outer sum reads the inner one, they stay two reductions."""
     def nested(x: lm.Tensor) -> lm.Tensor:
         return lm.sum(x * lm.sum(x * x))
@@ -62,11 +58,11 @@ def test_dependent_reductions_do_not_merge() -> None:
     o = lm.compile_out(nested, lm.f64[4096])
     reds = [g for g in _generics(o, "f") if "reduction" in g]
     assert len(reds) == 2
-    x = np.random.default_rng(5).standard_normal(4096)
+    x = rng.standard_normal(4096)
     np.testing.assert_allclose(o.forward(x), (x * (x * x).sum()).sum(), rtol=1e-12)
 
 
-def test_broadcast_operands_and_several_users() -> None:
+def test_broadcast_operands_and_several_users(rng: np.random.Generator) -> None:
     """A 2-D producer read by several parallel users with broadcast operands fuses with its results
     kept for a later reduction; values as NumPy."""
     def layer(z: lm.Tensor, b: lm.Tensor) -> lm.Tensor:
@@ -76,7 +72,6 @@ def test_broadcast_operands_and_several_users() -> None:
         return lm.sum(u * v) + lm.sum(h)
 
     c = lm.compile_scalar(layer, lm.f64[64, 32], lm.f64[32])
-    rng = np.random.default_rng(6)
     z, b = rng.standard_normal((64, 32)), rng.standard_normal(32)
 
     def ref(z: np.ndarray, b: np.ndarray) -> float:

@@ -1,11 +1,10 @@
-"""lean-to-linalg (lean_mlir/lower/linalg.py and the `lower` rules next to each stanza): every op,
-lowered, verified, compiled by the CPU back end and run against the op's NumPy semantics."""
+"""lean-to-linalg (lean_mlir/transforms/to_linalg.py and the `lower` rules next to each stanza): every op,
+alone (`Case.single`), lowered, verified, compiled by the CPU back end and run against the op's NumPy
+semantics."""
 
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pytest
@@ -15,29 +14,14 @@ from support import build
 
 from lean_mlir import ops as L
 from lean_mlir.irutils.context import make_context
-from lean_mlir.ops import emit
 from lean_mlir.ops.contract import _conv_out
 from lean_mlir.ops.core import OPS, Spec
 from lean_mlir.trace import trace
 from lean_mlir.transforms.to_linalg import LoweringError, lean_to_linalg_pass, lower_lean_to_linalg
+from workloads.op_cases import Case
 
 F32, F64 = "f32", "f64"
 TOL = {F32: 1e-5, F64: 1e-12}
-
-
-@dataclass
-class Case:
-    op: str
-    specs: list[Spec]
-    attrs: dict[str, Any] = field(default_factory=dict)
-    shape: tuple[int, ...] | None = None  # result shape, for shape_from_result ops
-    domain: str = "normal"  # "positive": inputs > 0; "ties": rhs shares half its entries with lhs; "neginf"
-
-    @property
-    def id(self) -> str:
-        s = ",".join(f"{p.dtype}{list(p.shape)}" for p in self.specs)
-        a = ",".join(f"{k}={v}" for k, v in self.attrs.items() if k != "value")
-        return f"{self.op}({s}{';' + a if a else ''}{f'->{list(self.shape)}' if self.shape else ''}){self.domain[:3]}"
 
 
 def S(shape: tuple[int, ...], dtype: str = F32) -> Spec:
@@ -54,35 +38,35 @@ EW_SHAPES = [((), F32), ((7,), F64), ((3, 4), F32), ((2, 0, 3), F64), ((2, 3, 5)
 def _cases() -> list[Case]:
     c: list[Case] = []
     for op in UNARY:
-        c += [Case(op, [S(s, d)], domain="positive" if op in POSITIVE else "normal") for s, d in EW_SHAPES]
+        c += [Case.single(op, [S(s, d)], domain="positive" if op in POSITIVE else "normal") for s, d in EW_SHAPES]
     for op in BINARY:
         dom = "positive" if op in POSITIVE else "ties" if op in ("maximum", "minimum", "greater", "equal") else "normal"
-        c += [Case(op, [S(s, d), S(s, d)], domain=dom) for s, d in EW_SHAPES]
-    c += [Case("clamp", [S(s, d)], {"lo": -0.5, "hi": 0.7}) for s, d in EW_SHAPES]
-    c += [Case("clamp", [S((4,), F64)], {"lo": 0.25, "hi": 0.25})]
+        c += [Case.single(op, [S(s, d), S(s, d)], domain=dom) for s, d in EW_SHAPES]
+    c += [Case.single("clamp", [S(s, d)], {"lo": -0.5, "hi": 0.7}) for s, d in EW_SHAPES]
+    c += [Case.single("clamp", [S((4,), F64)], {"lo": 0.25, "hi": 0.25})]
     # constants: splat, non-splat, rank 0, size 0, with NaN
-    c += [Case("constant", [], {"value": v}) for v in (
+    c += [Case.single("constant", [], {"value": v}) for v in (
         np.full((2, 3), 1.5, np.float32), np.arange(5.0), np.array(-2.5, np.float32), np.zeros((0, 2)),
         np.array([1.0, np.nan, np.inf, -np.inf], np.float32))]
     # shape ops
-    c += [Case("broadcast_to", [S(a, d)], shape=b) for a, b, d in [
+    c += [Case.single("broadcast_to", [S(a, d)], shape=b) for a, b, d in [
         ((3,), (2, 3), F32), ((1, 3), (4, 3), F64), ((), (2, 2), F32), ((2, 1, 1), (3, 2, 0, 4), F64),
         ((1,), (0,), F32), ((4, 1), (2, 4, 5), F32), ((), (), F64)]]
-    c += [Case("reshape", [S(a, d)], shape=b) for a, b, d in [
+    c += [Case.single("reshape", [S(a, d)], shape=b) for a, b, d in [
         ((2, 3), (3, 2), F32), ((6,), (1, 2, 3), F64), ((), (1, 1), F32), ((1, 1), (), F64), ((0, 3), (3, 0), F32),
         ((2, 3, 4), (4, 6), F64), ((4, 6), (24,), F32), ((1,), (), F32), ((), (1,), F64)]]
-    c += [Case("transpose", [S(a, d)], {"permutation": p}) for a, p, d in [
+    c += [Case.single("transpose", [S(a, d)], {"permutation": p}) for a, p, d in [
         ((2, 3), (1, 0), F32), ((2, 3, 4), (2, 0, 1), F64), ((2, 0, 3), (1, 2, 0), F32), ((5,), (0,), F64),
         ((), (), F32), ((1, 2, 3, 4), (3, 1, 0, 2), F32)]]
-    c += [Case("concatenate", [S(a, d), S(b, d)], {"axis": ax}) for a, b, ax, d in [
+    c += [Case.single("concatenate", [S(a, d), S(b, d)], {"axis": ax}) for a, b, ax, d in [
         ((2, 3), (4, 3), 0, F32), ((2, 3), (2, 0), 1, F64), ((1,), (2,), 0, F32), ((2, 3, 1), (2, 3, 2), 2, F64),
         ((0, 2), (0, 3), 1, F32)]]
     windows = [((5, 4), (1, 2), (3, 2), F32), ((5,), (5,), (0,), F64), ((), (), (), F32),
                ((3, 4, 5), (0, 1, 2), (3, 2, 1), F64), ((3, 4), (2, 0), (1, 4), F32)]  # big, start, small
-    c += [Case("slice", [S(a, d)], {"start": st}, shape=b) for a, st, b, d in windows]
-    c += [Case("pad", [S(b, d)], {"low": st}, shape=a) for a, st, b, d in windows]
+    c += [Case.single("slice", [S(a, d)], {"start": st}, shape=b) for a, st, b, d in windows]
+    c += [Case.single("pad", [S(b, d)], {"low": st}, shape=a) for a, st, b, d in windows]
     # contractions
-    c += [Case("matmul", [S(a, d), S(b, d)]) for a, b, d in [
+    c += [Case.single("matmul", [S(a, d), S(b, d)]) for a, b, d in [
         ((3, 4), (4, 5), F32), ((2, 3, 4), (2, 4, 5), F64), ((2, 3, 2, 4), (2, 3, 4, 1), F64), ((0, 3), (3, 2), F32),
         ((3, 0), (0, 2), F32), ((2, 0, 3, 4), (2, 0, 4, 5), F64), ((1, 1), (1, 1), F32),
         ((2, 1, 2, 3, 4), (2, 1, 2, 4, 3), F32)]]
@@ -93,15 +77,16 @@ def _cases() -> list[Case]:
         ((2, 3, 5, 6), (2, 3, 2, 3), (1, 2), (1, 2), F64), ((1, 1, 0, 3), (1, 1, 2, 2), (1, 1), (1, 1), F64)]:
         a = {"stride": st, "padding": pd}
         g = _conv_out(x, w, st, pd)
-        c += [Case("conv2d", [S(x, d), S(w, d)], a), Case("conv2d_input_grad", [S(g, d), S(w, d)], a, shape=x),
-              Case("conv2d_filter_grad", [S(x, d), S(g, d)], a, shape=w)]
+        c += [Case.single("conv2d", [S(x, d), S(w, d)], a),
+              Case.single("conv2d_input_grad", [S(g, d), S(w, d)], a, shape=x),
+              Case.single("conv2d_filter_grad", [S(x, d), S(g, d)], a, shape=w)]
     # reductions
     for op in ("sum", "mean", "max"):
         for x, axes, d in [((3, 4, 5), (1,), F32), ((3, 4, 5), (0, 2), F64), ((3, 4, 5), (0, 1, 2), F32),
                            ((3, 4), (), F64), ((), (), F32), ((2, 0, 3), (0,), F64), ((7,), (0,), F64),
                            ((1, 4, 1), (0, 2), F32)] + ([] if op == "max" else [((2, 0, 3), (1,), F32)]):
-            c += [Case(op, [S(x, d)], {"axes": axes, "keepdims": k}) for k in (False, True)]
-    c += [Case("max", [S((4, 6), F32)], {"axes": (1,), "keepdims": False}, domain="neginf")]
+            c += [Case.single(op, [S(x, d)], {"axes": axes, "keepdims": k}) for k in (False, True)]
+    c += [Case.single("max", [S((4, 6), F32)], {"axes": (1,), "keepdims": False}, domain="neginf")]
     # normalizations: every axis, empty extents, -inf entries and whole -inf rows, large values
     norm = [((3, 4), 0, F32, "normal"), ((3, 4), 1, F64, "normal"), ((2, 3, 4), 1, F32, "normal"),
             ((2, 3, 4), 2, F64, "normal"), ((2, 3, 4), 0, F64, "normal"), ((5,), 0, F64, "normal"),
@@ -109,43 +94,23 @@ def _cases() -> list[Case]:
             ((3, 5), 1, F32, "large"), ((0, 3), 1, F32, "normal")]
     for op in ("softmax", "log_softmax", "logsumexp"):
         empty_axis = [] if op == "logsumexp" else [((2, 0), 1, F64, "normal")]
-        c += [Case(op, [S(x, d)], {"axis": ax}, domain=dom) for x, ax, d, dom in norm + empty_axis]
+        c += [Case.single(op, [S(x, d)], {"axis": ax}, domain=dom) for x, ax, d, dom in norm + empty_axis]
     # NaN propagation like NumPy
-    c += [Case(op, [S((3, 8), F32)] * (2 if op in BINARY else 1), {"lo": -0.5, "hi": 0.5} if op == "clamp" else {},
-               domain="nan") for op in ("relu", "sign", "abs", "clamp", "maximum", "minimum", "greater", "equal")]
-    c += [Case(op, [S((3, 8), F64)], {"axes": (1,), "keepdims": False}, domain="nan") for op in ("sum", "max")]
-    c += [Case(op, [S((3, 8), F64)], {"axis": 1}, domain="nan") for op in ("softmax", "logsumexp")]
+    c += [Case.single(op, [S((3, 8), F32)] * (2 if op in BINARY else 1),
+                      {"lo": -0.5, "hi": 0.5} if op == "clamp" else {}, domain="nan")
+          for op in ("relu", "sign", "abs", "clamp", "maximum", "minimum", "greater", "equal")]
+    c += [Case.single(op, [S((3, 8), F64)], {"axes": (1,), "keepdims": False}, domain="nan") for op in ("sum", "max")]
+    c += [Case.single(op, [S((3, 8), F64)], {"axis": 1}, domain="nan") for op in ("softmax", "logsumexp")]
     # sizes the CPU back end tiles and vectorizes (matmul register tiles, 64-wide elementwise)
-    c += [Case("matmul", [S((16, 64), F32), S((64, 64), F32)]),
-          Case("matmul", [S((2, 8, 16), F64), S((2, 16, 32), F64)]),
-          Case("tanh", [S((2, 128), F32)]), Case("add", [S((3, 64), F64), S((3, 64), F64)]),
-          Case("softmax", [S((4, 128), F32)], {"axis": 1}),
-          Case("sum", [S((8, 64), F32)], {"axes": (0,), "keepdims": True})]
+    c += [Case.single("matmul", [S((16, 64), F32), S((64, 64), F32)]),
+          Case.single("matmul", [S((2, 8, 16), F64), S((2, 16, 32), F64)]),
+          Case.single("tanh", [S((2, 128), F32)]), Case.single("add", [S((3, 64), F64), S((3, 64), F64)]),
+          Case.single("softmax", [S((4, 128), F32)], {"axis": 1}),
+          Case.single("sum", [S((8, 64), F32)], {"axes": (0,), "keepdims": True})]
     return c
 
 
 CASES = _cases()
-
-
-def _inputs(case: Case, rng: np.random.Generator) -> list[np.ndarray]:
-    xs = [rng.standard_normal(s.shape).astype(s.np_dtype) for s in case.specs]
-    if case.domain == "positive":
-        xs = [np.abs(x) + np.asarray(0.1, x.dtype) for x in xs]
-    elif case.domain == "ties" and xs[0].size:
-        xs[1].flat[::2] = xs[0].flat[::2]
-    elif case.domain == "neginf":
-        x = xs[0]
-        x[rng.random(x.shape) < 0.3] = -np.inf
-        x[1] = -np.inf  # a whole -inf row (softmax over axis 1: NaN, like NumPy)
-        x[:, 2] = -np.inf
-    elif case.domain == "nan":
-        for x in xs:
-            x[rng.random(x.shape) < 0.2] = np.nan
-        xs[0][0, 0] = np.nan
-    elif case.domain == "large":
-        xs[0] = (xs[0] * 100 + 1000).astype(xs[0].dtype)
-    # ufuncs turn 0-d arrays into NumPy scalars, which the JIT fast path must not see
-    return [np.array(x, dtype=s.np_dtype) for x, s in zip(xs, case.specs, strict=True)]
 
 
 def _lean_ops(m: ir.Module) -> list[str]:
@@ -160,29 +125,20 @@ def _lean_ops(m: ir.Module) -> list[str]:
     return names
 
 
-def _build(case: Case) -> ir.Module:
-    m = ir.Module.create()
-    extra = {} if case.shape is None else {"shape": case.shape}
-    trace(lambda *xs: emit(case.op, list(xs), **extra, **case.attrs), case.specs, name="f", module=m)
-    return m
-
-
 @pytest.mark.filterwarnings("ignore:Mean of empty slice")
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_lowering_matches_numpy(case: Case) -> None:
-    rng = np.random.default_rng(zlib.crc32(case.id.encode()))
-    xs = _inputs(case, rng)
+    xs = case.inputs(seed=zlib.crc32(case.id.encode()))
     with make_context(), ir.Location.unknown():
-        m = _build(case)
+        m = ir.Module.create()
+        trace(case.fn, case.specs(), name="f", module=m)
         assert _lean_ops(m) == [f"lean.{case.op}"]
         lower_lean_to_linalg(m)
         m.operation.verify()
         assert _lean_ops(m) == []
         (out,) = build("", module=m)[0].entry("f")(*xs)
-    d = OPS[case.op]
-    extra = {} if case.shape is None else {"shape": case.shape}
     with np.errstate(all="ignore"):
-        ref = np.asarray(d.numpy(*xs, **extra, **case.attrs))
+        ref = np.asarray(case.ref(*xs))
     assert out.shape == ref.shape and out.dtype == ref.dtype
     rtol = TOL[ref.dtype.name.replace("float", "f")]
     finite = np.abs(ref[np.isfinite(ref)])

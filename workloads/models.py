@@ -1,4 +1,7 @@
-"""Small models used across the tests (eager, cpu, gpu) and the demo: name -> (fn, shapes)."""
+"""Small models used across the tests (eager, cpu, gpu), the demo and the benchmarks.
+
+MODELS: name -> (fn, input shapes), the table the back-end agreement, API and GPU tests run over.
+`mlp3_mse` and `elementwise_sum` are the benchmarks' mlp and ew workloads (sizes chosen by the caller)."""
 
 from __future__ import annotations
 
@@ -39,3 +42,20 @@ MODELS: dict[str, tuple[Callable, list[tuple[int, ...]]]] = {
     "attention": (attention, [(2, 3, 4), (2, 5, 4), (2, 5, 3)]),
     "conv_net": (conv_net, [(2, 3, 7, 6), (4, 3, 3, 3), (4,)]),
 }
+
+
+def mlp3_mse(x, t, w1, b1, w2, b2, w3, b3):
+    """A 3-layer tanh MLP, loss mean((y - t)^2): x (batch, width), t (batch, 10), square hidden layers."""
+    h = lm.tanh(x @ w1 + b1)
+    h = lm.tanh(h @ w2 + b2)
+    return lm.mean((h @ w3 + b3 - t) ** 2)
+
+
+def mlp3_shapes(batch: int, width: int) -> list[tuple[int, ...]]:
+    """The input shapes of mlp3_mse, in argument order."""
+    return [(batch, width), (batch, 10), (width, width), (width,), (width, width), (width,), (width, 10), (10,)]
+
+
+def elementwise_sum(x):
+    """sum(exp(sin(x) * x + tanh(x))): an elementwise chain into a reduction (one fused pass on the CPU)."""
+    return lm.sum(lm.exp(lm.sin(x) * x + lm.tanh(x)))

@@ -4,25 +4,16 @@
 from __future__ import annotations
 
 import gc
-import os
-import threading
 import weakref
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
+from support import randn, rss_mb, run_threads
 
 import lean_mlir as lm
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
 THREADS = 8
-
-
-def rss_mb() -> float:
-    """Resident set size of this process in MiB (/proc/self/statm)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE / 2**20
 
 
 def mlp(x: lm.Tensor, w1: lm.Tensor, w2: lm.Tensor) -> lm.Tensor:
@@ -33,8 +24,7 @@ SPECS = [lm.f32[16, 32], lm.f32[32, 64], lm.f32[64, 10]]
 
 
 def _inputs(seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [rng.standard_normal(s.shape).astype(np.float32) for s in SPECS]
+    return randn([s.shape for s in SPECS], "f32", seed)
 
 
 def _all_calls(c: lm.CompiledScalar, xs: list[np.ndarray], vs: list[np.ndarray]) -> list[np.ndarray]:
@@ -42,28 +32,6 @@ def _all_calls(c: lm.CompiledScalar, xs: list[np.ndarray], vs: list[np.ndarray])
     y, dy = c.jvp(xs, vs)
     return [np.float64(c.forward(*xs)), np.float64(value), *grads, np.float64(y), np.float64(dy), *c.hvp(xs, vs),
             *c.backward_with_seed(xs, np.float32(0.5))]
-
-
-def _run_threads(work: Callable[[int], None]) -> None:
-    """Run work(0..THREADS-1) in threads that start together; re-raise the first failure."""
-    barrier = threading.Barrier(THREADS)
-    errors: list[BaseException] = []
-
-    def body(k: int) -> None:
-        try:
-            barrier.wait(timeout=60)
-            work(k)
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=body, args=(k,)) for k in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    if errors:
-        raise errors[0]
 
 
 @pytest.mark.parametrize("backend", ["cpu", "eager"])
@@ -79,7 +47,7 @@ def test_threads_share_one_compiled_object(backend: str) -> None:
     def work(k: int) -> None:
         got[k] = [_all_calls(c, *data[k]) for _ in range(20)]
 
-    _run_threads(work)
+    run_threads(work, THREADS)
     for k in range(THREADS):
         for rep in got[k]:
             assert len(rep) == len(want[k])
@@ -87,9 +55,8 @@ def test_threads_share_one_compiled_object(backend: str) -> None:
                 np.testing.assert_array_equal(a, b)
 
 
-def test_threads_compile_concurrently() -> None:
+def test_threads_compile_concurrently(fresh_cache: None) -> None:
     """Compiling from 8 threads at once (cache and compile log shared) gives working objects."""
-    lm.clear_cache()
     xs = _inputs(0)
     want = lm.CompiledScalar(mlp, SPECS, "cpu").value_and_backward(*xs)
     got: dict[int, Any] = {}
@@ -97,12 +64,11 @@ def test_threads_compile_concurrently() -> None:
     def work(k: int) -> None:
         got[k] = lm.compile_scalar(mlp, *SPECS).value_and_backward(*xs)
 
-    _run_threads(work)
+    run_threads(work, THREADS)
     for value, grads in got.values():
         assert value == want[0]
         for a, b in zip(grads, want[1], strict=True):
             np.testing.assert_array_equal(a, b)
-    lm.clear_cache()
 
 
 def test_100k_calls_keep_memory_flat() -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from op_cases import CASES, Case
 
 import lean_mlir as lm
 from lean_mlir.irutils.context import lean_op_names
 from lean_mlir.ops import OPS
+from workloads.op_cases import CASES, Case
 
 
 def test_every_irdl_op_has_a_rule_stanza_and_a_case() -> None:
@@ -47,9 +47,8 @@ def test_derivatives_first_and_second_order(case: Case) -> None:
     assert all(v <= 1e-6 for v in report.values()), report
 
 
-def test_conv_maps_are_adjoint() -> None:
+def test_conv_maps_are_adjoint(rng: np.random.Generator) -> None:
     """<conv(x, w), g> == <x, input_grad(g, w)> == <w, filter_grad(x, g)> for the NumPy semantics."""
-    rng = np.random.default_rng(1)
     for (n, c, h, w_), (o, kh, kw), s, p in [((2, 3, 7, 6), (4, 3, 2), 2, 1), ((1, 2, 5, 5), (3, 3, 3), 1, 0)]:
         x, w = rng.standard_normal((n, c, h, w_)), rng.standard_normal((o, c, kh, kw))
         y = OPS["conv2d"].numpy(x, w, stride=(s, s), padding=(p, p))

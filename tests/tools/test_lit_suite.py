@@ -13,11 +13,11 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
+from support import ROOT
 
 from lean_mlir.irutils.context import lean_op_names
 from lean_mlir.tools.passes import PASSES
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 LIT_DIR = ROOT / "lit-tests"
 SUFFIXES = (".mlir", ".py")
 LIT_FILES = sorted(p for p in LIT_DIR.rglob("*") if p.suffix in SUFFIXES and p.name != "lit.cfg.py"

@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from models import MODELS
+from support import randn
 
 import lean_mlir as lm
-
-
-def _inputs(shapes, dtype=np.float64, seed=0):
-    rng = np.random.default_rng(seed)
-    return [rng.standard_normal(s).astype(dtype) for s in shapes]
+from workloads.models import MODELS
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_model_derivatives_match_finite_differences(name: str) -> None:
     fn, shapes = MODELS[name]
     c = lm.compile_scalar(fn, *[lm.f64[s] for s in shapes], backend="eager")
-    report = lm.check_grads(c, _inputs(shapes), order=2)
+    report = lm.check_grads(c, randn(shapes), order=2)
     assert max(report.values()) < 1e-6, report
 
 
 def test_scalar_api_shapes_and_values() -> None:
     fn, shapes = MODELS["mlp_mse"]
     c = lm.compile_scalar(fn, *[lm.f64[s] for s in shapes], backend="eager")
-    xs = _inputs(shapes)
+    xs = randn(shapes)
     y = c.forward(*xs)
     assert isinstance(y, float)
     grads = c.backward(*xs)
@@ -44,13 +40,13 @@ def test_wrt_selects_and_orders_gradients() -> None:
     fn, shapes = MODELS["mlp_mse"]
     full = lm.compile_scalar(fn, *[lm.f64[s] for s in shapes], backend="eager")
     part = lm.compile_scalar(fn, *[lm.f64[s] for s in shapes], backend="eager", wrt=[3, 1])
-    xs = _inputs(shapes)
+    xs = randn(shapes)
     g = full.backward(*xs)
     g31 = part.backward(*xs)
     assert len(g31) == 2
     np.testing.assert_allclose(g31[0], g[3], rtol=1e-13)
     np.testing.assert_allclose(g31[1], g[1], rtol=1e-13)
-    dxs = _inputs([shapes[3], shapes[1]], seed=1)
+    dxs = randn([shapes[3], shapes[1]], seed=1)
     _, dy = part.jvp(xs, dxs)
     assert dy == pytest.approx(float(np.vdot(g[3], dxs[0]) + np.vdot(g[1], dxs[1])), rel=1e-10)
     with pytest.raises(TypeError, match="expected 2 tangents"):
@@ -68,7 +64,7 @@ def test_hvp_is_the_hessian() -> None:
 
 def test_compile_out_api() -> None:
     o = lm.compile_out(lambda x, w: lm.tanh(x @ w), lm.f64[3, 4], lm.f64[4, 2], backend="eager")
-    x, w = _inputs([(3, 4), (4, 2)])
+    x, w = randn([(3, 4), (4, 2)])
     y = o.forward(x, w)
     np.testing.assert_allclose(y, np.tanh(x @ w), rtol=1e-14)
     s = np.ones((3, 2))

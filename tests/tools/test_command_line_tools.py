@@ -8,10 +8,9 @@ import sys
 
 import numpy as np
 import pytest
+from support import clean_error, tool
 
 from lean_mlir.tools.passes import PASSES, PipelineError, parse_options, split_top_level
-
-BIN = pathlib.Path(sys.executable).parent
 
 GOOD = """func.func @f(%a: tensor<2x3xf32>, %b: tensor<3x4xf32>) -> tensor<2x4xf32> {
   %0 = "lean.matmul"(%a, %b) : (tensor<2x3xf32>, tensor<3x4xf32>) -> tensor<2x4xf32>
@@ -29,31 +28,13 @@ NOT_LEAN = """func.func @g(%a: tensor<2xf32>) -> tensor<2xf32> {
 """
 
 
-def tool(name: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    exe = BIN / name
-    assert exe.exists(), f"{exe} is not installed (pip install -e '.[test]')"
-    return subprocess.run([str(exe), *args], input=stdin if stdin is not None else "", capture_output=True,
-                          text=True, timeout=300)
-
-
-def clean_error(p: subprocess.CompletedProcess, *fragments: str) -> str:
-    """Exit code 1, no traceback, every fragment on stderr; returns stderr."""
-    out = p.stdout + p.stderr
-    assert p.returncode == 1, f"exit {p.returncode}\n{out}"
-    assert "Traceback" not in out, out
-    for f in fragments:
-        assert f in p.stderr, f"{f!r} not in stderr:\n{p.stderr}"
-    return p.stderr
-
-
 @pytest.fixture
-def files(tmp_path: pathlib.Path) -> dict[str, pathlib.Path]:
+def files(tmp_path: pathlib.Path, rng: np.random.Generator) -> dict[str, pathlib.Path]:
     out = {}
     for name, text in [("good", GOOD), ("ill", ILL_TYPED), ("malformed", MALFORMED), ("unknown", UNKNOWN_OP),
                        ("notlean", NOT_LEAN)]:
         out[name] = tmp_path / f"{name}.mlir"
         out[name].write_text(text)
-    rng = np.random.default_rng(0)
     for name, arr in [("a", rng.standard_normal((2, 3)).astype(np.float32)),
                       ("b", rng.standard_normal((3, 4)).astype(np.float32)),
                       ("b64", rng.standard_normal((3, 4))), ("bT", rng.standard_normal((4, 3)).astype(np.float32)),

@@ -14,20 +14,7 @@ import lean_mlir as lm
 from lean_mlir.backends.cpu.schedules.common import PARALLEL_MIN_MACS
 from lean_mlir.backends.cpu.target import host
 from lean_mlir.backends.cpu.vecmath import vector_math
-
-UNARY = """
-#m = affine_map<(d0) -> (d0)>
-func.func @f(%a: tensor<{n}x{t}>) -> tensor<{n}x{t}> {{
-  %e = tensor.empty() : tensor<{n}x{t}>
-  %r = linalg.generic {{indexing_maps = [#m, #m], iterator_types = ["parallel"]}}
-      ins(%a : tensor<{n}x{t}>) outs(%e : tensor<{n}x{t}>) {{
-  ^bb0(%x: {t}, %o: {t}):
-    %y = math.{op} %x : {t}
-    linalg.yield %y : {t}
-  }} -> tensor<{n}x{t}>
-  return %r : tensor<{n}x{t}>
-}}
-"""
+from workloads.linalg_modules import MATMUL, UNARY
 
 SUM = """
 #m = affine_map<(d0) -> (d0)>
@@ -47,24 +34,12 @@ func.func @f(%a: tensor<{n}x{t}>) -> tensor<{t}> {{
 }}
 """
 
-MATMUL = """
-func.func @mm(%a: tensor<{n}x{n}xf32>, %b: tensor<{n}x{n}xf32>) -> tensor<{n}x{n}xf32> {{
-  %z = arith.constant 0.0 : f32
-  %e = tensor.empty() : tensor<{n}x{n}xf32>
-  %f = linalg.fill ins(%z : f32) outs(%e : tensor<{n}x{n}xf32>) -> tensor<{n}x{n}xf32>
-  %r = linalg.matmul ins(%a, %b : tensor<{n}x{n}xf32>, tensor<{n}x{n}xf32>)
-                     outs(%f : tensor<{n}x{n}xf32>) -> tensor<{n}x{n}xf32>
-  return %r : tensor<{n}x{n}xf32>
-}}
-"""
-
 NP = {"f32": np.float32, "f64": np.float64}
 REF = {"exp": np.exp, "tanh": np.tanh, "sin": np.sin, "cos": np.cos, "log": np.log, "log1p": np.log1p,
        "expm1": np.expm1}
 
 
-def inputs(op: str, n: int, dt: type) -> np.ndarray:
-    rng = np.random.default_rng(5)
+def inputs(op: str, n: int, dt: type, rng: np.random.Generator) -> np.ndarray:
     special = [0.0, -0.0, 1e-30, -1e-30, 1e-7, np.inf, -np.inf, np.nan, 88.0, 88.8, -87.0, -104.0, 20.0, -20.0,
                9.5, -9.5, 1e4, -1e4, 3e5, 1e-45 if dt is np.float32 else 1e-320]
     x = rng.uniform(-10, 10, n).astype(dt)
@@ -76,7 +51,7 @@ def inputs(op: str, n: int, dt: type) -> np.ndarray:
 
 @pytest.mark.parametrize("t", ["f32", "f64"])
 @pytest.mark.parametrize("op", sorted(REF))
-def test_simd_math_matches_numpy(op: str, t: str) -> None:
+def test_simd_math_matches_numpy(op: str, t: str, rng: np.random.Generator) -> None:
     n = 1024
     exe, stages = build(UNARY.format(n=n, t=t, op=op))
     vm = vector_math(host())
@@ -85,7 +60,7 @@ def test_simd_math_matches_numpy(op: str, t: str) -> None:
     elif vm is not None and op in vm.ops:
         assert vm.symbol(op, t) in stages["llvm"]  # the SIMD path was taken
     dt = NP[t]
-    x = inputs(op, n, dt)
+    x = inputs(op, n, dt, rng)
     with np.errstate(all="ignore"):
         want = REF[op](x.astype(np.float64)).astype(dt)
         got = exe("f", x)[0]
@@ -98,11 +73,10 @@ def test_simd_math_matches_numpy(op: str, t: str) -> None:
 
 
 @pytest.mark.parametrize("fast", [True, False])
-def test_fast_tanh_f32_error_bound(fast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fast_tanh_f32_error_bound(fast: bool, rng: np.random.Generator) -> None:
     """The inlined f32 tanh (Eigen's / XLA's rational approximation): <= 5 ulp and <= 3e-7 absolute
     against float64 tanh on a dense sweep and tiny |x|; exact signs, +-1 at +-inf, nan kept.
     LEAN_MLIR_FAST_TANH=0 (FAST_TANH False) keeps libmvec."""
-    rng = np.random.default_rng(11)
     sweep = np.linspace(-12, 12, 1 << 16)
     logs = np.sign(rng.standard_normal(1 << 15)) * np.logspace(-9, 1.3, 1 << 15)
     special = [0.0, -0.0, 1e-30, -1e-30, 4e-4, -4e-4, 3.999e-4, 7.9988, 8.0, -8.0, np.inf, -np.inf, np.nan]
@@ -124,24 +98,23 @@ def test_fast_tanh_f32_error_bound(fast: bool, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.mark.parametrize("t", ["f32", "f64"])
 @pytest.mark.parametrize("n", [128, 4096, 64 * 3 + 1])  # 193: not a multiple of the vector tile
-def test_vectorized_sum_reduction(t: str, n: int) -> None:
+def test_vectorized_sum_reduction(t: str, n: int, rng: np.random.Generator) -> None:
     exe, stages = build(SUM.format(n=n, t=t))
     if n % host().elementwise_vector(t) == 0:
         assert "vector.reduction" in stages["scheduled"]
-    x = np.random.default_rng(3).uniform(-2, 2, n).astype(NP[t])
+    x = rng.uniform(-2, 2, n).astype(NP[t])
     got = float(exe("f", x)[0])
     want = float(np.exp(x.astype(np.float64)).sum())
     assert abs(got - want) <= (1e-5 if t == "f32" else 1e-12) * abs(want)
 
 
-def test_threaded_matmul_equals_single_thread() -> None:
+def test_threaded_matmul_equals_single_thread(rng: np.random.Generator) -> None:
     n = 256  # 2^24 multiply-adds: above PARALLEL_MIN_MACS
     assert n**3 >= PARALLEL_MIN_MACS
-    rng = np.random.default_rng(9)
     a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
     results = {}
     for k in ("1", "2"):
-        exe, stages = build(MATMUL.format(n=n), lm.Options(threads=int(k)))
+        exe, stages = build(MATMUL.format(m=n, k=n, n=n, t="f32"), lm.Options(threads=int(k)))
         assert ("scf.forall" in stages["scheduled"]) == (k == "2")
         assert ("__lean_pool_submit" in stages["llvm"]) == (k == "2")
         results[k] = [exe("mm", a, b)[0] for _ in range(3)]
@@ -154,11 +127,10 @@ def test_threaded_matmul_equals_single_thread() -> None:
 
 
 @pytest.mark.parametrize("m, k, n", [(64, 256, 512), (256, 128, 64)])
-def test_thread_split_by_columns_or_rows(m: int, k: int, n: int) -> None:
+def test_thread_split_by_columns_or_rows(m: int, k: int, n: int, rng: np.random.Generator) -> None:
     """n > m splits C by columns (each thread reads half of B), else by rows; both equal one thread
     bit for bit (same tiles, same k order) and NumPy to rounding."""
     assert m * n * k >= PARALLEL_MIN_MACS
-    rng = np.random.default_rng(10)
     a, b = rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, n), dtype=np.float32)
     results = {}
     for t in ("1", "2"):
@@ -174,12 +146,12 @@ def test_thread_split_by_columns_or_rows(m: int, k: int, n: int) -> None:
 
 @pytest.mark.parametrize("shape", [(1001,), (3, 77), (100_001,)])
 @pytest.mark.parametrize("t", ["f32", "f64"])
-def test_rows_no_vector_length_divides_are_masked(shape: tuple[int, ...], t: str) -> None:
+def test_rows_no_vector_length_divides_are_masked(shape: tuple[int, ...], t: str, rng: np.random.Generator) -> None:
     """An innermost dimension no vector length divides (odd) is vectorized with a masked last vector
     instead of falling back to scalar code; values as NumPy."""
     o = lm.compile_out(lambda a: lm.exp(lm.sin(a) * a + lm.tanh(a)), lm.Spec(shape, t))
     assert "vector.create_mask" in o.ir("scheduled")
-    x = np.random.default_rng(11).uniform(-3, 3, shape).astype(t.replace("f", "float"))
+    x = rng.uniform(-3, 3, shape).astype(t.replace("f", "float"))
     x64 = x.astype(np.float64)
     tol = 3e-6 if t == "f32" else 1e-13
     np.testing.assert_allclose(o.forward(x), np.exp(np.sin(x64) * x64 + np.tanh(x64)), rtol=tol, atol=tol)

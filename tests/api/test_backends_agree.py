@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from models import MODELS
-from op_cases import CASES, Case
+from support import assert_close, randn
 
 import lean_mlir as lm
+from workloads.models import MODELS
+from workloads.op_cases import CASES, Case
 
 TOL = {"f32": dict(rtol=2e-5, atol=2e-5), "f64": dict(rtol=1e-12, atol=1e-12)}
 
 
 def _assert_all_close(got, want, dtype: str) -> None:
-    assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        g, w = np.asarray(g), np.asarray(w)
-        assert g.shape == w.shape and g.dtype == w.dtype
-        scale = max(1.0, float(np.max(np.abs(w), initial=0.0)))
-        np.testing.assert_allclose(g, w, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale)
+    for k, (g, w) in enumerate(zip(got, want, strict=True)):
+        assert_close(g, w, **TOL[dtype], what=f"result {k}")
 
 
 @pytest.mark.parametrize("dtype", ["f32", "f64"])
@@ -42,9 +39,7 @@ def test_models_cpu_matches_eager_and_checks_pass(name: str, dtype: str) -> None
     specs = [lm.Spec(s, dtype) for s in shapes]
     cpu = lm.compile_scalar(fn, *specs)
     eager = lm.compile_scalar(fn, *specs, backend="eager")
-    rng = np.random.default_rng(0)
-    xs = [rng.standard_normal(s).astype(specs[0].np_dtype) for s in shapes]
-    vs = [rng.standard_normal(s).astype(specs[0].np_dtype) for s in shapes]
+    xs, vs = randn(shapes, dtype, seed=0), randn(shapes, dtype, seed=1)
     _assert_all_close([np.float64(cpu.forward(*xs))], [np.float64(eager.forward(*xs))], dtype)
     _assert_all_close(cpu.backward(*xs), eager.backward(*xs), dtype)
     _assert_all_close(cpu.hvp(xs, vs), eager.hvp(xs, vs), dtype)

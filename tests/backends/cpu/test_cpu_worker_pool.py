@@ -7,11 +7,10 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from support import randn, run_threads
 
 import lean_mlir as lm
 from lean_mlir.backends.cpu.schedules.common import PARALLEL_MIN_ELEMENTS
@@ -31,17 +30,8 @@ def reference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.tanh(a64) * b + np.exp(-a64 * a64)
 
 
-@pytest.fixture
-def two_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("LEAN_MLIR_THREADS", "2")
-    lm.clear_cache()
-    yield
-    lm.clear_cache()
-
-
-def _inputs(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal(N).astype(np.float32), rng.standard_normal(N).astype(np.float32)
+def _inputs(seed: int) -> list[np.ndarray]:
+    return randn([(N,), (N,)], "f32", seed)
 
 
 def test_split_loop_calls_the_pool(two_threads: None) -> None:
@@ -59,25 +49,12 @@ def test_many_callers_share_the_workers(two_threads: None) -> None:
     o = lm.compile_out(program, lm.f32[N], lm.f32[N])
     data = [_inputs(k) for k in range(8)]
     want = [o.forward(*d) for d in data]
-    errors: list[BaseException] = []
-    start = threading.Barrier(8)
 
     def work(k: int) -> None:
-        try:
-            start.wait()
-            for _ in range(25):
-                np.testing.assert_array_equal(o.forward(*data[k]), want[k])
-        except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
-            errors.append(e)
+        for _ in range(25):
+            np.testing.assert_array_equal(o.forward(*data[k]), want[k])
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not any(t.is_alive() for t in threads), "a caller hung"
-    if errors:
-        raise errors[0]
+    run_threads(work, 8, timeout=120)
 
 
 def _run_script(body: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:

@@ -1,28 +1,19 @@
-"""CPU back end (backends/cpu) and packed calls (runtime/packed.py, runtime/validate.py) on hand-written
-linalg-on-tensors modules, against NumPy."""
+"""The CPU executable (backends/cpu) and packed calls (runtime/packed.py, runtime/validate.py) on hand-written
+linalg-on-tensors modules, against NumPy: values, entry points, threads, memory, input coercion."""
 
 from __future__ import annotations
 
 import gc
 import math
-import os
-import threading
 
 import numpy as np
 import pytest
-from support import build
+from support import build, rss_mb, run_threads
 
 from lean_mlir.backends.cpu import CpuExecutable
 from lean_mlir.runtime import packed
 from lean_mlir.runtime.validate import coerce_inputs
-
-RNG = np.random.default_rng(1234)
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
+from workloads.linalg_modules import MATMUL, UNARY
 
 CHAIN = """
 #m = affine_map<(d0, d1) -> (d0, d1)>
@@ -62,50 +53,25 @@ def chain_ref(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("t,np_t,tol", [("f32", np.float32, 2e-6), ("f64", np.float64, 1e-14)])
 @pytest.mark.parametrize("shape", ["8x16", "4x128"])  # 4x128: innermost divides the vector tile
-def test_elementwise_chain_math(t: str, np_t: type, tol: float, shape: str) -> None:
+def test_elementwise_chain_math(t: str, np_t: type, tol: float, shape: str, rng: np.random.Generator) -> None:
     exe, stages = build(CHAIN.format(t=t, s=shape))
     # fusion happened: one generic with all the math, no separate linalg.exp/add
     assert stages["linalg"].count("linalg.generic") == 1 and "linalg.exp" not in stages["linalg"]
     if shape == "4x128":
         assert "vector.transfer_read" in stages["scheduled"]  # the elementwise vector schedule ran
     dims = tuple(int(d) for d in shape.split("x"))
-    a = RNG.uniform(0.1, 1.0, dims).astype(np_t)
-    b = RNG.uniform(0.1, 1.0, dims).astype(np_t)
+    a = rng.uniform(0.1, 1.0, dims).astype(np_t)
+    b = rng.uniform(0.1, 1.0, dims).astype(np_t)
     (r,) = exe.entry("chain")(a, b)
     assert r.dtype == np_t and r.shape == dims
     np.testing.assert_allclose(r, chain_ref(a, b), rtol=tol, atol=tol)
 
 
 def test_log1p_precise_for_tiny_inputs() -> None:
-    text = """
-    #m = affine_map<(d0) -> (d0)>
-    func.func @f(%a: tensor<4x{t}>) -> tensor<4x{t}> {{
-      %e = tensor.empty() : tensor<4x{t}>
-      %0 = linalg.generic {{indexing_maps = [#m, #m], iterator_types = ["parallel"]}}
-          ins(%a : tensor<4x{t}>) outs(%e : tensor<4x{t}>) {{
-      ^bb0(%x: {t}, %o: {t}):
-        %l = math.log1p %x : {t}
-        linalg.yield %l : {t}
-      }} -> tensor<4x{t}>
-      return %0 : tensor<4x{t}>
-    }}
-    """
     for t, np_t in (("f32", np.float32), ("f64", np.float64)):
-        exe, _ = build(text.format(t=t))
+        exe, _ = build(UNARY.format(n=4, t=t, op="log1p"))
         x = np.array([1e-12, -3e-9, 2e-20, 0.5], np_t)
         np.testing.assert_allclose(exe.entry("f")(x)[0], np.log1p(x), rtol=1e-6)
-
-
-MATMUL = """
-func.func @mm(%a: tensor<{m}x{k}x{t}>, %b: tensor<{k}x{n}x{t}>) -> tensor<{m}x{n}x{t}> {{
-  %z = arith.constant 0.0 : {t}
-  %e = tensor.empty() : tensor<{m}x{n}x{t}>
-  %f = linalg.fill ins(%z : {t}) outs(%e : tensor<{m}x{n}x{t}>) -> tensor<{m}x{n}x{t}>
-  %r = linalg.matmul ins(%a, %b : tensor<{m}x{k}x{t}>, tensor<{k}x{n}x{t}>)
-                     outs(%f : tensor<{m}x{n}x{t}>) -> tensor<{m}x{n}x{t}>
-  return %r : tensor<{m}x{n}x{t}>
-}}
-"""
 
 
 @pytest.mark.parametrize(
@@ -117,18 +83,18 @@ func.func @mm(%a: tensor<{m}x{k}x{t}>, %b: tensor<{k}x{n}x{t}>) -> tensor<{m}x{n
      (16, 1, 32, "f32", False), (24, 40, 30, "f32", True), (256, 64, 10, "f32", True),
      (6, 9, 48, "f32", True), (5, 3, 37, "f32", False), (12, 7, 37, "f64", False)],
 )
-def test_matmul(m: int, k: int, n: int, t: str, scheduled: bool) -> None:
+def test_matmul(m: int, k: int, n: int, t: str, scheduled: bool, rng: np.random.Generator) -> None:
     exe, stages = build(MATMUL.format(m=m, k=k, n=n, t=t))
     assert ("vector.fma" in stages["scheduled"]) == scheduled
     np_t = np.float32 if t == "f32" else np.float64
-    a = RNG.standard_normal((m, k)).astype(np_t)
-    b = RNG.standard_normal((k, n)).astype(np_t)
+    a = rng.standard_normal((m, k)).astype(np_t)
+    b = rng.standard_normal((k, n)).astype(np_t)
     (c,) = exe.entry("mm")(a, b)
     ref = a.astype(np.float64) @ b.astype(np.float64)
     np.testing.assert_allclose(c, ref, rtol=1e-4 if t == "f32" else 1e-12, atol=1e-4 if t == "f32" else 1e-12)
 
 
-def test_batch_matmul() -> None:
+def test_batch_matmul(rng: np.random.Generator) -> None:
     text = """
     func.func @bmm(%a: tensor<3x16x8xf32>, %b: tensor<3x8x64xf32>) -> tensor<3x16x64xf32> {
       %z = arith.constant 0.0 : f32
@@ -141,8 +107,8 @@ def test_batch_matmul() -> None:
     """
     exe, stages = build(text)
     assert "vector.fma" in stages["scheduled"]
-    a = RNG.standard_normal((3, 16, 8)).astype(np.float32)
-    b = RNG.standard_normal((3, 8, 64)).astype(np.float32)
+    a = rng.standard_normal((3, 16, 8)).astype(np.float32)
+    b = rng.standard_normal((3, 8, 64)).astype(np.float32)
     np.testing.assert_allclose(exe.entry("bmm")(a, b)[0], a @ b, rtol=1e-5, atol=1e-5)
 
 
@@ -208,13 +174,13 @@ def misc() -> CpuExecutable:
     return build(MISC)[0]
 
 
-def test_reductions_multiple_results_rank0(misc: CpuExecutable) -> None:
-    a = RNG.standard_normal((5, 7))
+def test_reductions_multiple_results_rank0(misc: CpuExecutable, rng: np.random.Generator) -> None:
+    a = rng.standard_normal((5, 7))
     rows, tot = misc.entry("rowsum_and_total")(a)
     assert rows.shape == (5,) and tot.shape == () and tot.dtype == np.float64
     np.testing.assert_allclose(rows, a.sum(1), rtol=1e-13)
     np.testing.assert_allclose(tot, a.sum(), rtol=1e-13)
-    b = RNG.standard_normal((4, 6)).astype(np.float32)
+    b = rng.standard_normal((4, 6)).astype(np.float32)
     np.testing.assert_array_equal(misc.entry("max_cols")(b)[0], b.max(0))
     (s,) = misc.entry("scalar")(np.array(3.0, np.float32), np.array(-2.5, np.float32))
     assert s.shape == () and float(s) == -7.5
@@ -238,8 +204,8 @@ def test_inputs_never_mutated_and_outputs_fresh(misc: CpuExecutable) -> None:
     assert not np.shares_memory(s1, r1) and not np.shares_memory(r2, s2) and not np.shares_memory(r2, a)
 
 
-def test_rank5(misc: CpuExecutable) -> None:
-    a = RNG.standard_normal((2, 1, 3, 2, 64))
+def test_rank5(misc: CpuExecutable, rng: np.random.Generator) -> None:
+    a = rng.standard_normal((2, 1, 3, 2, 64))
     np.testing.assert_array_equal(misc.entry("rank5")(a)[0], a * a)
 
 
@@ -253,36 +219,26 @@ def test_signatures_and_entry_errors(misc: CpuExecutable) -> None:
         misc.entry("rank5")(np.zeros(1), np.zeros(1))
 
 
-def test_thread_safety() -> None:
+def test_thread_safety(rng: np.random.Generator) -> None:
     exe, _ = build(CHAIN.format(t="f64", s="16x64"))
     chain = exe.entry("chain")
     n_threads, n_calls = 8, 200
-    inputs = [(RNG.uniform(0.1, 1, (16, 64)), RNG.uniform(0.1, 1, (16, 64))) for _ in range(n_threads)]
+    inputs = [(rng.uniform(0.1, 1, (16, 64)), rng.uniform(0.1, 1, (16, 64))) for _ in range(n_threads)]
     expected = [chain(a, b)[0] for a, b in inputs]  # single-threaded results
-    failures: list[str] = []
-    barrier = threading.Barrier(n_threads)
 
     def work(i: int) -> None:
         a, b = inputs[i]
-        barrier.wait()
         for k in range(n_calls):
             (r,) = chain(a, b)
-            if not np.array_equal(r, expected[i]):
-                failures.append(f"thread {i} call {k}")
-                return
+            assert np.array_equal(r, expected[i]), f"thread {i} call {k}"
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not failures, failures[:5]
+    run_threads(work, n_threads)
     assert not np.array_equal(expected[0], expected[1])  # the threads really computed different things
 
 
-def test_no_memory_growth_over_many_calls(misc: CpuExecutable) -> None:
+def test_no_memory_growth_over_many_calls(misc: CpuExecutable, rng: np.random.Generator) -> None:
     f = misc.entry("rowsum_and_total")
-    a = RNG.standard_normal((5, 7))
+    a = rng.standard_normal((5, 7))
     for _ in range(2000):
         f(a)
     gc.collect()
@@ -358,11 +314,11 @@ def test_coerce_count() -> None:
         coerce_inputs(SPECS[:1], [], what="seed")
 
 
-def test_coerce_conversions_give_correct_results() -> None:
+def test_coerce_conversions_give_correct_results(rng: np.random.Generator) -> None:
     exe, _ = build(MATMUL.format(m=8, k=4, n=3, t="f32"))
     mm = exe.entry("mm")
-    a = RNG.standard_normal((8, 4)).astype(np.float32)
-    b = RNG.standard_normal((4, 3)).astype(np.float32)
+    a = rng.standard_normal((8, 4)).astype(np.float32)
+    b = rng.standard_normal((4, 3)).astype(np.float32)
     ref = mm(a, b)[0]
     fortran = np.asfortranarray(a)
     strided = np.ascontiguousarray(np.repeat(b, 2, axis=1))[:, ::2]
@@ -377,9 +333,9 @@ def test_coerce_conversions_give_correct_results() -> None:
     assert s.dtype == np.float64 and s.shape == () and float(s) == 3.0
 
 
-def test_fallback_pointer_path(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fallback_pointer_path(monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator) -> None:
     """Without the PyArrayObject layout shortcut, `a.ctypes.data` is used; same results."""
     monkeypatch.setattr(packed, "_DATA_OFFSET", None)
     exe, _ = build(MATMUL.format(m=7, k=3, n=5, t="f64"))
-    a, b = RNG.standard_normal((7, 3)), RNG.standard_normal((3, 5))
+    a, b = rng.standard_normal((7, 3)), rng.standard_normal((3, 5))
     np.testing.assert_allclose(exe.entry("mm")(a, b)[0], a @ b, rtol=1e-13)
