@@ -17,7 +17,7 @@ LLVM dialect (`define_spawns`):
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith
+from mlir.dialects import arith, llvm
 from mlir.dialects import func as func_d
 
 from ...irutils.passes import run_passes
@@ -28,7 +28,8 @@ SPAWN_PREFIX = "__lean_spawn_"
 TASK_PREFIX = "__lean_task_"
 GROUP_CREATE = "__lean_group_create"
 GROUP_WAIT = "__lean_group_wait"
-
+# what the definitions below call, declared where the module does not declare it yet
+RUNTIME_FUNCTIONS = (("malloc", "ptr (i64)"), ("free", "void (ptr)"), (SUBMIT_SYMBOL, "void (ptr, ptr)"))
 
 
 def _parallel_for(workers: int) -> str:
@@ -154,103 +155,109 @@ def propagate_constants(module: ir.Module, callees: list[str]) -> int:
 
 def define_spawns(module: ir.Module, callees: list[str]) -> None:
     """After conversion to the LLVM dialect: bodies for the group functions, `@__lean_spawn_K` and
-    `@__lean_task_K` (see the module doc)."""
+    `@__lean_task_K` (see the module doc), replacing the declarations the calls were made with."""
     if not callees:
         return
     syms = symbols(module)
-    pause = pause_instruction()
-    decls = {
-        "malloc": "llvm.func @malloc(i64) -> !llvm.ptr",
-        "free": "llvm.func @free(!llvm.ptr)",
-        SUBMIT_SYMBOL: f"llvm.func @{SUBMIT_SYMBOL}(!llvm.ptr, !llvm.ptr)",
-    }
-    text = [f"llvm.func internal @{GROUP_CREATE}() -> !llvm.ptr {{",
-            "  %size = llvm.mlir.constant(64 : i64) : i64",
-            "  %zero = llvm.mlir.constant(0 : i64) : i64",
-            "  %g = llvm.call @malloc(%size) : (i64) -> !llvm.ptr",
-            "  llvm.store %zero, %g : i64, !llvm.ptr",
-            "  llvm.return %g : !llvm.ptr", "}",
-            f"llvm.func internal @{GROUP_WAIT}(%g: !llvm.ptr) {{",
-            "  %zero = llvm.mlir.constant(0 : i64) : i64",
-            "  llvm.br ^check",
-            "^check:",
-            "  %n = llvm.load %g atomic acquire {alignment = 8 : i64} : !llvm.ptr -> i64",
-            '  %done = llvm.icmp "eq" %n, %zero : i64',
-            "  llvm.cond_br %done, ^free, ^pause",
-            "^pause:",
-            f'  llvm.inline_asm has_side_effects "{pause}", "" : () -> ()',
-            "  llvm.br ^check",
-            "^free:",
-            "  llvm.call @free(%g) : (!llvm.ptr) -> ()",
-            "  llvm.return", "}"]
-    for callee in callees:
-        f = syms[callee]
-        ftype = ir.TypeAttr(f.attributes["function_type"]).value
-        # !llvm.func<void (i64, ptr, ...)>: the parameter types from the printed form
-        s = str(ftype)
-        params = s[s.index("(") + 1 : s.rindex(")")].strip()
-        types = [_full_type(t.strip()) for t in _split_types(params)] if params else []
-        struct = "!llvm.struct<(" + ", ".join(types + ["ptr"]) + ")>"
-        n = len(types)
-        args = ", ".join([f"%a{i}: {t}" for i, t in enumerate(types)] + ["%g: !llvm.ptr"])
-        lines = [f"llvm.func internal @{SPAWN_PREFIX}{callee}({args}) {{",
-                 "  %null = llvm.mlir.zero : !llvm.ptr",
-                 "  %one = llvm.mlir.constant(1 : i64) : i64",
-                 f"  %end = llvm.getelementptr %null[1] : (!llvm.ptr) -> !llvm.ptr, {struct}",
-                 "  %size = llvm.ptrtoint %end : !llvm.ptr to i64",
-                 "  %ctx = llvm.call @malloc(%size) : (i64) -> !llvm.ptr"]
-        for i, t in enumerate([*types, "!llvm.ptr"]):
-            v = f"%a{i}" if i < n else "%g"
-            lines += [f"  %p{i} = llvm.getelementptr %ctx[0, {i}] : (!llvm.ptr) -> !llvm.ptr, {struct}",
-                      f"  llvm.store {v}, %p{i} : {t}, !llvm.ptr"]
-        lines += ["  %old = llvm.atomicrmw add %g, %one acq_rel : !llvm.ptr, i64",
-                  f"  %fn = llvm.mlir.addressof @{TASK_PREFIX}{callee} : !llvm.ptr",
-                  f"  llvm.call @{SUBMIT_SYMBOL}(%fn, %ctx) : (!llvm.ptr, !llvm.ptr) -> ()",
-                  "  llvm.return", "}",
-                  f"llvm.func internal @{TASK_PREFIX}{callee}(%ctx: !llvm.ptr) {{",
-                  "  %one = llvm.mlir.constant(1 : i64) : i64"]
-        for i, t in enumerate([*types, "!llvm.ptr"]):
-            lines += [f"  %p{i} = llvm.getelementptr %ctx[0, {i}] : (!llvm.ptr) -> !llvm.ptr, {struct}",
-                      f"  %v{i} = llvm.load %p{i} : !llvm.ptr -> {t}"]
-        vals = ", ".join(f"%v{i}" for i in range(n))
-        lines += [f"  llvm.call @{callee}({vals}) : ({', '.join(types)}) -> ()",
-                  "  llvm.call @free(%ctx) : (!llvm.ptr) -> ()",
-                  f"  %old = llvm.atomicrmw sub %v{n}, %one release : !llvm.ptr, i64",
-                  "  llvm.return", "}"]
-        text += lines
-        decls[callee] = f"llvm.func @{callee}({', '.join(types)})"
-    src = "module {\n" + "\n".join(list(decls.values()) + text) + "\n}"
-    new = ir.Module.parse(src, context=module.context)
-    # replace the declarations of the functions defined here, add the declarations the module lacks
-    for name in [GROUP_CREATE, GROUP_WAIT, *(SPAWN_PREFIX + c for c in callees)]:
-        old = syms.get(name)
-        if old is not None:
-            old.erase()
-    anchor = module.body.operations[0]
-    for op in list(new.body.operations):
-        name = ir.StringAttr(op.operation.attributes["sym_name"]).value
-        is_def = len(op.operation.regions[0].blocks) > 0
-        if is_def or name not in syms:
-            op.operation.move_before(anchor)
+    with module.context, ir.Location.unknown():
+        # a spawn's signature is the one its declaration got from the conversion; the outlined
+        # function's parameters are its entry block's arguments
+        spawns = [(c, syms[SPAWN_PREFIX + c].attributes["function_type"],
+                   [a.type for a in syms[c].regions[0].blocks[0].arguments]) for c in callees]
+        for name in [GROUP_CREATE, GROUP_WAIT, *(SPAWN_PREFIX + c for c in callees)]:
+            if name in syms:
+                syms[name].erase()
+        with ir.InsertionPoint(module.body.operations[0]):
+            for name, signature in RUNTIME_FUNCTIONS:
+                if name not in syms:
+                    llvm.LLVMFuncOp(name, _signature(signature))
+            _group_create()
+            _group_wait(pause_instruction())
+            for callee, spawn_type, params in spawns:
+                _spawn(callee, spawn_type, params)
+                _task(callee, params)
 
 
-def _split_types(s: str) -> list[str]:
-    """Split a comma-separated type list at depth 0 (types may nest: !llvm.struct<(ptr, i64)>)."""
-    out, depth, cur = [], 0, ""
-    for ch in s:
-        if ch in "<([{":
-            depth += 1
-        elif ch in ">)]}":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    out.append(cur)
-    return out
+def _signature(text: str) -> ir.TypeAttr:
+    return ir.TypeAttr.get(ir.Type.parse(f"!llvm.func<{text}>"))
 
 
-def _full_type(t: str) -> str:
-    """An LLVM-dialect type as printed inside `!llvm.func<...>` (`ptr`) in its standalone form."""
-    return "!llvm." + t if t.split("<", 1)[0] in ("ptr", "struct", "array") else t
+def _define(name: str, signature: ir.TypeAttr, params: list[ir.Type], blocks: int = 1) -> list[ir.Block]:
+    """An internal `llvm.func` with `blocks` empty blocks, the entry one taking `params`."""
+    f = llvm.LLVMFuncOp(name, signature, linkage=ir.Attribute.parse("#llvm.linkage<internal>"))
+    return [f.body.blocks.append(*params)] + [f.body.blocks.append() for _ in range(blocks - 1)]
+
+
+def _call(callee: str, args: list[ir.Value], result: ir.Type | None = None) -> ir.Value | None:
+    call = llvm.CallOp(result, args, [], [], callee=ir.FlatSymbolRefAttr.get(callee))
+    return call.result if result is not None else None
+
+
+def _i64(value: int) -> ir.Value:
+    i64 = ir.IntegerType.get_signless(64)
+    return llvm.ConstantOp(i64, ir.IntegerAttr.get(i64, value)).result
+
+
+def _field(ctx: ir.Value, struct: ir.Type, i: int) -> ir.Value:
+    return llvm.GEPOp(llvm.PointerType.get(), ctx, [], [0, i], ir.TypeAttr.get(struct), None).result
+
+
+def _group_create() -> None:
+    """A malloc'ed counter of pending blocks, 0."""
+    (entry,) = _define(GROUP_CREATE, _signature("ptr ()"), [])
+    with ir.InsertionPoint(entry):
+        size, zero = _i64(64), _i64(0)
+        group = _call("malloc", [size], llvm.PointerType.get())
+        llvm.StoreOp(zero, group)
+        llvm.ReturnOp(arg=group)
+
+
+def _group_wait(pause: str) -> None:
+    """Spin (with the CPU's pause hint) until the counter is 0, then free it."""
+    entry, check, spin, done = _define(GROUP_WAIT, _signature("void (ptr)"), [llvm.PointerType.get()], blocks=4)
+    group = entry.arguments[0]
+    with ir.InsertionPoint(entry):
+        zero = _i64(0)
+        llvm.BrOp([], check)
+    with ir.InsertionPoint(check):
+        pending = llvm.LoadOp(ir.IntegerType.get_signless(64), group, alignment=8,
+                              ordering=llvm.AtomicOrdering.acquire).result
+        llvm.CondBrOp(llvm.ICmpOp(llvm.ICmpPredicate.eq, pending, zero).result, [], [], done, spin)
+    with ir.InsertionPoint(spin):
+        llvm.InlineAsmOp(None, [], pause, "", has_side_effects=True)
+        llvm.BrOp([], check)
+    with ir.InsertionPoint(done):
+        _call("free", [group])
+        llvm.ReturnOp()
+
+
+def _spawn(callee: str, signature: ir.TypeAttr, params: list[ir.Type]) -> None:
+    """Copy the arguments and the group into a malloc'ed context, count the block in, submit the task."""
+    ptr = llvm.PointerType.get()
+    struct = llvm.StructType.get_literal([*params, ptr])
+    (entry,) = _define(SPAWN_PREFIX + callee, signature, [*params, ptr])
+    with ir.InsertionPoint(entry):
+        null, one = llvm.ZeroOp(ptr).result, _i64(1)
+        end = llvm.GEPOp(ptr, null, [], [1], ir.TypeAttr.get(struct), None).result  # sizeof(struct)
+        size = llvm.PtrToIntOp(ir.IntegerType.get_signless(64), end).result
+        ctx = _call("malloc", [size], ptr)
+        for i, arg in enumerate(entry.arguments):
+            llvm.StoreOp(arg, _field(ctx, struct, i))
+        llvm.AtomicRMWOp(llvm.AtomicBinOp.add, entry.arguments[-1], one, llvm.AtomicOrdering.acq_rel)
+        _call(SUBMIT_SYMBOL, [llvm.AddressOfOp(ptr, TASK_PREFIX + callee).result, ctx])
+        llvm.ReturnOp()
+
+
+def _task(callee: str, params: list[ir.Type]) -> None:
+    """Load the arguments from the context, call the outlined block, free the context, count out."""
+    ptr = llvm.PointerType.get()
+    struct = llvm.StructType.get_literal([*params, ptr])
+    (entry,) = _define(TASK_PREFIX + callee, _signature("void (ptr)"), [ptr])
+    ctx = entry.arguments[0]
+    with ir.InsertionPoint(entry):
+        one = _i64(1)
+        *args, group = [llvm.LoadOp(t, _field(ctx, struct, i)).result for i, t in enumerate([*params, ptr])]
+        _call(callee, args)
+        _call("free", [ctx])
+        llvm.AtomicRMWOp(llvm.AtomicBinOp.sub, group, one, llvm.AtomicOrdering.release)
+        llvm.ReturnOp()

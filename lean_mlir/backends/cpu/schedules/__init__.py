@@ -4,11 +4,13 @@ ops each family can schedule and applies all of them in one transform script."""
 from __future__ import annotations
 
 from mlir import ir
+from mlir.dialects import transform
+from mlir.dialects.transform import loop, structured, vector
 
-from .common import Context, apply_transform, strip_tags
+from .common import Context, Schedule, apply_transform, strip_tags
 from .elementwise import elementwise_schedules
 from .matmul import matmul_schedules
-from .reduction import reduction_hoists, reduction_schedules
+from .reduction import reduction_schedules
 
 __all__ = ["Context", "schedule"]
 
@@ -22,32 +24,27 @@ def schedule(module: ir.Module, ctx: Context) -> None:
 
 
 def _apply(module: ir.Module, ctx: Context) -> None:
-    tile_ops, hoists = matmul_schedules(module, ctx)
-    red = reduction_schedules(module, ctx)
-    ew = elementwise_schedules(module, ctx) + red
-    hoists = hoists + reduction_hoists(len(red))
-    if not tile_ops and not ew:
-        return
-    body = "".join(tile_ops) + "".join(ew)
-    body += (
-        "  %f = transform.structured.match ops{[\"func.func\"]} in %root"
-        " : (!transform.any_op) -> !transform.any_op\n"
-        "  transform.apply_patterns to %f {\n"
-        "    transform.apply_patterns.vector.cast_away_vector_leading_one_dim\n"
-        "    transform.apply_patterns.vector.lower_masked_transfers\n"
-        "    transform.apply_patterns.vector.reduction_to_contract\n"
-        "    transform.apply_patterns.vector.transfer_permutation_patterns\n"
-        "    transform.apply_patterns.canonicalization\n"
-        "  } : !transform.any_op\n"
-        "  transform.apply_patterns to %f {\n"
-        '    transform.apply_patterns.vector.lower_contraction lowering_strategy = "outerproduct"\n'
-        "    transform.apply_patterns.vector.lower_outerproduct\n"
-        '    transform.apply_patterns.vector.lower_multi_reduction lowering_strategy = "innerreduction"\n'
-        '    transform.apply_patterns.vector.lower_transpose lowering_strategy = "shuffle_16x16"\n'
-        "    transform.apply_patterns.canonicalization\n"
-        "  } : !transform.any_op\n"
-    )
-    body += "".join(hoists)
-    apply_transform(module, body)
+    schedules = matmul_schedules(module, ctx) + elementwise_schedules(module, ctx) + reduction_schedules(module, ctx)
+    if schedules:
+        apply_transform(module, lambda root: _build(root, schedules))
 
 
+def _build(root: ir.Value, schedules: list[Schedule]) -> None:
+    hoists = [h for build in schedules for h in build(root)]
+    funcs = structured.MatchOp.match_op_names(root, ["func.func"]).result
+    # first the vectorized ops brought into the forms the lowerings match, then lowered: contractions
+    # to outer products, multi-reductions to inner reductions, transposes to shuffles
+    with ir.InsertionPoint(transform.ApplyPatternsOp(funcs).patterns):
+        vector.ApplyCastAwayVectorLeadingOneDimPatternsOp()
+        vector.ApplyLowerMaskedTransfersPatternsOp()
+        vector.ApplyVectorReductionToContractPatternsOp()
+        vector.ApplyTransferPermutationPatternsOp()
+        transform.ApplyCanonicalizationPatternsOp()
+    with ir.InsertionPoint(transform.ApplyPatternsOp(funcs).patterns):
+        vector.ApplyLowerContractionPatternsOp(lowering_strategy=vector.VectorContractLowering.OuterProduct)
+        vector.ApplyLowerOuterProductPatternsOp()
+        vector.ApplyLowerMultiReductionPatternsOp(lowering_strategy=vector.VectorMultiReductionLowering.InnerReduction)
+        vector.ApplyLowerTransposePatternsOp(lowering_strategy=vector.VectorTransposeLowering.Shuffle16x16)
+        transform.ApplyCanonicalizationPatternsOp()
+    for h in hoists:
+        loop.HoistLoopInvariantSubsetsOp(h)

@@ -1,12 +1,14 @@
 """What the schedules of every op family share: the tag that marks a targeted op, the context a
-schedule is built for, and small tile-size helpers."""
+schedule is built for, small tile-size helpers, and the transform script they are built into."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlir import ir
-from mlir.dialects.transform import interpreter
+from mlir.dialects import transform
+from mlir.dialects.transform import interpreter, structured
 
 from ....irutils.walk import walk
 from ..target import CpuTarget
@@ -25,7 +27,6 @@ TAG = "__lean_mlir_sched"  # discardable attribute that marks the ops a transfor
 # at the edge of the 1 s budget.
 PARALLEL_MIN_MACS = 1 << 20
 PARALLEL_MIN_ELEMENTS = 1 << 19
-
 
 
 @dataclass(frozen=True)
@@ -66,19 +67,43 @@ def best_tile(dim: int, inner: int, limit: int) -> int:
     return best
 
 
-def apply_transform(module: ir.Module, body: str) -> None:
-    text = (
-        "module attributes {transform.with_named_sequence} {\n"
-        "transform.named_sequence @__transform_main(%root: !transform.any_op {transform.readonly}) {\n"
-        f"{body}  transform.yield\n}}\n}}"
-    )
-    sched = ir.Module.parse(text, context=module.context)
-    interpreter.apply_named_sequence(module.operation, sched.body.operations[0], sched)
+# One op's schedule: builds its transform ops under the root handle; returns the loops whose
+# invariant subsets are hoisted once the vector patterns have run.
+Schedule = Callable[[ir.Value], list[ir.Value]]
 
 
-def any_ops(n: int) -> str:
-    return "(!transform.any_op) -> (" + ", ".join(["!transform.any_op"] * n) + ")"
+def any_op() -> ir.Type:
+    return transform.AnyOpType.get()
 
+
+def tag(op: ir.Operation, name: str) -> str:
+    """Mark `op` for `match_tagged` with the discardable attribute `TAG_name`; returns the tag."""
+    attr = f"{TAG}_{name}"
+    op.attributes[attr] = ir.UnitAttr.get(op.context)
+    return attr
+
+
+def match_tagged(root: ir.Value, tag: str) -> ir.Value:
+    return structured.MatchOp(any_op(), root, op_attrs=ir.DictAttr.get({tag: ir.UnitAttr.get()})).result
+
+
+def split_blocks(target: ir.Value, blocks: list[int] | None) -> ir.Value:
+    """The thread split: `target` tiled by an scf.forall into blocks of these sizes (None: as is)."""
+    return target if blocks is None else structured.TileUsingForallOp(target, tile_sizes=blocks).tiled_op
+
+
+def apply_transform(module: ir.Module, build: Callable[[ir.Value], object]) -> None:
+    """Apply `@__transform_main`, whose body `build` writes given the (read-only) root handle."""
+    with module.context, ir.Location.unknown():
+        sched = ir.Module.create()
+        sched.operation.attributes["transform.with_named_sequence"] = ir.UnitAttr.get()
+        with ir.InsertionPoint(sched.body):
+            main = transform.NamedSequenceOp("__transform_main", [any_op()], [],
+                                             arg_attrs=[{"transform.readonly": ir.UnitAttr.get()}])
+        with ir.InsertionPoint(main.body):
+            build(main.bodyTarget)
+            transform.YieldOp()
+        interpreter.apply_named_sequence(module.operation, main, sched)
 
 
 def strip_tags(module: ir.Module) -> None:

@@ -5,13 +5,24 @@ transposed, the outermost dimension split across threads when the loop is large.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 from mlir import ir
+from mlir.dialects.transform import structured
 
 from ....irutils.linalg import indexing_maps, iterator_types
 from ....irutils.types import element_name
 from ....irutils.walk import walk
-from .common import PARALLEL_MIN_ELEMENTS, TAG, Context, any_ops, static_tensor_types, vector_length
+from .common import (
+    PARALLEL_MIN_ELEMENTS,
+    Context,
+    Schedule,
+    match_tagged,
+    split_blocks,
+    static_tensor_types,
+    tag,
+    vector_length,
+)
 
 # Elementwise loops that read an operand transposed (the innermost loop walks a strided dimension)
 # take square tiles: a tile x tile block read, transposed in registers (vector.transpose lowered to
@@ -27,9 +38,9 @@ def _transposes_inner(maps: list[ir.AffineMap], rank: int) -> bool:
     return False
 
 
-def elementwise_schedules(module: ir.Module, ctx: Context) -> list[str]:
+def elementwise_schedules(module: ir.Module, ctx: Context) -> list[Schedule]:
     """Tag all-parallel generics whose innermost dim divides the vector length; tile and vectorize."""
-    out: list[str] = []
+    out: list[Schedule] = []
     for op in walk(module, ("linalg.generic",)):
         types = static_tensor_types(op)
         if types is None or not types:
@@ -54,35 +65,25 @@ def elementwise_schedules(module: ir.Module, ctx: Context) -> list[str]:
             vec = ctx.target.elementwise_vector(elem)
         if not vec or 0 in shape:
             continue
-        i = len(out)
-        tag = f"{TAG}_ew{i}"
-        op.attributes[tag] = ir.UnitAttr.get(module.context)
-        sizes = ", ".join(["1"] * (res.rank - 1) + [str(vec)])
+        sizes = [1] * (res.rank - 1) + [vec]
         sq = ctx.target.transpose_tile(elem)
         if (not masked and res.rank >= 2 and shape[-1] % sq == 0 and shape[-2] % sq == 0
                 and _transposes_inner(maps, res.rank)):
-            sizes = ", ".join(["1"] * (res.rank - 2) + [str(sq), str(sq)])
+            sizes = [1] * (res.rank - 2) + [sq, sq]
         # threads: split the outermost dimension into `nt` blocks when the loop is large
         nt = ctx.threads
         total = math.prod(shape)
         lead = shape[0] // nt if res.rank > 1 else 0 if masked else shape[0] // (nt * vec) * vec
         split = nt > 1 and total >= PARALLEL_MIN_ELEMENTS and lead > 0 and lead * nt == shape[0]
-        src = f"%ew{i}"
-        pre = ""
-        if split:
-            psizes = ", ".join([str(lead)] + ["0"] * (res.rank - 1))
-            pre = (f"  %ep{i}, %ef{i} = transform.structured.tile_using_forall %ew{i}"
-                   f" tile_sizes [{psizes}] : {any_ops(2)}\n")
-            src = f"%ep{i}"
-        out.append(
-            f"  %ew{i} = transform.structured.match attributes{{{tag}}} in %root"
-            " : (!transform.any_op) -> !transform.any_op\n"
-            + pre
-            + f"  %et{i}, %el{i}:{res.rank} = transform.structured.tile_using_for {src}"
-            f" tile_sizes [{sizes}] : {any_ops(res.rank + 1)}\n"
-            f"  transform.structured.vectorize %et{i}{f' vector_sizes [{sizes}]' if masked else ''}"
-            " : !transform.any_op\n"
-        )
+        blocks = [lead] + [0] * (res.rank - 1) if split else None
+        out.append(partial(_schedule, tag(op, f"ew{len(out)}"), blocks, sizes, masked))
     return out
 
 
+def _schedule(tag: str, blocks: list[int] | None, sizes: list[int], masked: bool,
+              root: ir.Value) -> list[ir.Value]:
+    """Thread blocks (when split), then vector tiles vectorized (masked: at the tile's sizes)."""
+    target = split_blocks(match_tagged(root, tag), blocks)
+    tiled = structured.TileUsingForOp(target, sizes=sizes).tiled_linalg_op
+    structured.VectorizeOp(tiled, sizes if masked else None)
+    return []

@@ -16,12 +16,24 @@ this VM's share of L3 from one matmul to the next: (x @ W1) @ W2, 256x1024x1024,
 
 from __future__ import annotations
 
+from functools import partial
+
 from mlir import ir
+from mlir.dialects.transform import structured
 
 from ....irutils.linalg import indexing_maps, matmul_maps
 from ....irutils.types import element_name
 from ....irutils.walk import walk
-from .common import PARALLEL_MIN_MACS, TAG, Context, any_ops, best_tile, static_tensor_types
+from .common import (
+    PARALLEL_MIN_MACS,
+    Context,
+    Schedule,
+    best_tile,
+    match_tagged,
+    split_blocks,
+    static_tensor_types,
+    tag,
+)
 
 
 def _register_tile(inner: tuple[int, int, int], m: int, n: int,
@@ -45,10 +57,10 @@ def _register_tile(inner: tuple[int, int, int], m: int, n: int,
     return im, in_, ik
 
 
-def matmul_schedules(module: ir.Module, ctx: Context) -> tuple[list[str], list[str]]:
-    """Tag schedulable contractions; return (tile+vectorize snippets, hoist snippets)."""
-    tile_ops: list[str] = []
-    hoists: list[str] = []
+def matmul_schedules(module: ir.Module, ctx: Context) -> list[Schedule]:
+    """Tag schedulable contractions; return their schedules (the k loop of each register tile is
+    hoisted, keeping the C tile in registers)."""
+    out: list[Schedule] = []
     for op in walk(module, ("linalg.matmul", "linalg.batch_matmul")):
         types = static_tensor_types(op)
         batch = op.name == "linalg.batch_matmul"
@@ -70,11 +82,6 @@ def matmul_schedules(module: ir.Module, ctx: Context) -> tuple[list[str], list[s
         im, in_, ik = _register_tile(inner, m, n, ta)
         if not im or not in_ or k % ik or k < 2 or min(m, n, k) == 0:
             continue  # no register tile divides the shape: plain loops
-        pre = "1, " if batch else ""
-        nl = 4 if batch else 3
-        i = len(tile_ops)
-        tag = f"{TAG}_mm{i}"
-        op.attributes[tag] = ir.UnitAttr.get(module.context)
         # threads: split C into `nt` blocks (an scf.forall, run by async-parallel-for): by columns when
         # B is the larger operand (n > m: each thread then reads its part of B once, instead of all of
         # it), else by rows
@@ -85,28 +92,18 @@ def matmul_schedules(module: ir.Module, ctx: Context) -> tuple[list[str], list[s
         split = split_n or (big and m % (nt * im) == 0)
         tm = m // nt if split and not split_n else m
         tn = n // nt if split_n else n
-        om, on, ok = (best_tile(tm, im, outer[0]), best_tile(tn, in_, outer[1]),
-                      best_tile(k, ik, outer[2]))
-        snippet = (
-            f"  %mm{i} = transform.structured.match attributes{{{tag}}} in %root"
-            " : (!transform.any_op) -> !transform.any_op\n"
-        )
-        src = f"%mm{i}"
-        if split:
-            snippet += (
-                f"  %pt{i}, %pf{i} = transform.structured.tile_using_forall %mm{i}"
-                f" tile_sizes [{pre}{'0, ' + str(tn) if split_n else str(tm) + ', 0'}] : {any_ops(2)}\n"
-            )
-            src = f"%pt{i}"
-        tile_ops.append(
-            snippet
-            + f"  %mt{i}, %ml{i}:{nl} = transform.structured.tile_using_for {src}"
-            f" tile_sizes [{pre}{om}, {on}, {ok}] : {any_ops(nl + 1)}\n"
-            f"  %rt{i}, %rl{i}:{nl} = transform.structured.tile_using_for %mt{i}"
-            f" tile_sizes [{pre}{im}, {in_}, {ik}] : {any_ops(nl + 1)}\n"
-            f"  transform.structured.vectorize %rt{i} : !transform.any_op\n"
-        )
-        hoists.append(f"  transform.loop.hoist_loop_invariant_subsets %rl{i}#{nl - 1} : !transform.any_op\n")
-    return tile_ops, hoists
+        pre = [1] if batch else []
+        blocks = (pre + [0, tn] if split_n else pre + [tm, 0]) if split else None
+        cache = pre + [best_tile(tm, im, outer[0]), best_tile(tn, in_, outer[1]), best_tile(k, ik, outer[2])]
+        out.append(partial(_schedule, tag(op, f"mm{len(out)}"), blocks, cache, pre + [im, in_, ik]))
+    return out
 
 
+def _schedule(tag: str, blocks: list[int] | None, cache: list[int], register: list[int],
+              root: ir.Value) -> list[ir.Value]:
+    """Thread blocks (when split), cache tile, register tile vectorized; returns the k loop."""
+    target = split_blocks(match_tagged(root, tag), blocks)
+    target = structured.TileUsingForOp(target, sizes=cache).tiled_linalg_op
+    tiled = structured.TileUsingForOp(target, sizes=register)
+    structured.VectorizeOp(tiled.tiled_linalg_op)
+    return [tiled.loops[-1]]

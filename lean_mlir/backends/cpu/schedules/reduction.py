@@ -4,21 +4,33 @@ threads by chunks of whole vectors when the reduction is large."""
 from __future__ import annotations
 
 import math
+from functools import partial
 
 from mlir import ir
+from mlir.dialects import transform
+from mlir.dialects.transform import structured
 
 from ....irutils.linalg import indexing_maps, iterator_types, loop_sizes
 from ....irutils.types import element_name
 from ....irutils.walk import walk
-from .common import PARALLEL_MIN_ELEMENTS, TAG, Context, any_ops, static_tensor_types, vector_length
+from .common import (
+    PARALLEL_MIN_ELEMENTS,
+    Context,
+    Schedule,
+    any_op,
+    match_tagged,
+    static_tensor_types,
+    tag,
+    vector_length,
+)
 
 
-def reduction_schedules(module: ir.Module, ctx: Context) -> list[str]:
+def reduction_schedules(module: ir.Module, ctx: Context) -> list[Schedule]:
     """Full reductions (`sum(f(x))` over a tensor of any rank, the body fused in): split the innermost
     dimension into vector-length partial accumulators (`tile_reduction_using_for`, the outer
     dimensions by 1), vectorize the partial step (so the fused elementwise math runs in SIMD) and the
     final combination."""
-    out: list[str] = []
+    out: list[Schedule] = []
     for op in walk(module, ("linalg.generic",)):
         types = static_tensor_types(op)
         nres = len(op.results)  # several: sibling sums merged by `fuse_multi_use`
@@ -39,41 +51,37 @@ def reduction_schedules(module: ir.Module, ctx: Context) -> list[str]:
         vec = vector_length(n, ctx.target.reduction_vector(elem))
         if not vec:
             continue
-        i = len(out)
-        tag = f"{TAG}_red{i}"
-        op.attributes[tag] = ir.UnitAttr.get(module.context)
         nt = ctx.threads
-        src = f"%rd{i}"
-        pre = ""
         big = nt > 1 and math.prod(sizes or ()) >= PARALLEL_MIN_ELEMENTS
         if big:
             # chunks must hold whole vectors: 1e6 = 2 x 500000 takes 32-lane f32 steps, not 64
             vec = vector_length(n, ctx.target.reduction_vector(elem), nt) or vec
-        if big and n % (nt * vec) == 0:
-            # threads: each reduces an n/nt chunk of the innermost dimension into its own partial
-            pre = (f"  %rtf{i}:{nres}, %rts{i}, %rtc{i}:{nres}, %rtl{i} ="
-                   f" transform.structured.tile_reduction_using_forall %rd{i}"
-                   f" by num_threads = [{', '.join(['0'] * (len(iters) - 1) + [str(nt)])}]"
-                   f" : {any_ops(2 * nres + 2)}\n")
-            src = f"%rts{i}"
-        out.append(
-            f"  %rd{i} = transform.structured.match attributes{{{tag}}} in %root"
-            " : (!transform.any_op) -> !transform.any_op\n"
-            + pre
-            + f"  %rf{i}:{nres}, %rp{i}, %rc{i}:{nres}, %rdo{i} = transform.structured.tile_reduction_using_for {src}"
-            f" by tile_sizes = [{', '.join(['1'] * (len(iters) - 1) + [str(vec)])}] : {any_ops(2 * nres + 2)}\n"
-            # the innermost loop, whose accumulator the hoist keeps in registers
-            f"  %rdl{i} = transform.get_parent_op %rp{i} {{op_name = \"scf.for\"}}"
-            " : (!transform.any_op) -> !transform.any_op\n"
-            f"  transform.structured.vectorize %rp{i} : !transform.any_op\n"
-            + "".join(f"  transform.structured.vectorize %rc{i}#{j} : !transform.any_op\n"
-                      f"  transform.structured.vectorize %rf{i}#{j} : !transform.any_op\n" for j in range(nres))
-        )
+        # threads: each reduces an n/nt chunk of the innermost dimension into its own partial
+        blocks = [0] * (len(iters) - 1) + [nt] if big and n % (nt * vec) == 0 else None
+        tiles = [1] * (len(iters) - 1) + [vec]
+        out.append(partial(_schedule, tag(op, f"red{len(out)}"), nres, blocks, tiles))
     return out
 
 
-def reduction_hoists(n: int) -> list[str]:
-    """Keep each partial accumulator in registers across its loop (after the vector patterns)."""
-    return [f"  transform.loop.hoist_loop_invariant_subsets %rdl{i} : !transform.any_op\n" for i in range(n)]
+def _schedule(tag: str, nres: int, blocks: list[int] | None, tiles: list[int],
+              root: ir.Value) -> list[ir.Value]:
+    """Thread chunks (when split), vector-length partials, each step vectorized; returns the loop of
+    the partial step, whose accumulator the hoist keeps in registers."""
+    target = match_tagged(root, tag)
+    if blocks is not None:
+        _, target, _, _ = _tile_reduction(structured.TileReductionUsingForallOp, target, nres, num_threads=blocks)
+    fills, step, combines, _ = _tile_reduction(structured.TileReductionUsingForOp, target, nres, tile_sizes=tiles)
+    loop = transform.GetParentOp(any_op(), step, op_name="scf.for").result
+    structured.VectorizeOp(step)
+    for combine, fill in zip(combines, fills, strict=True):
+        structured.VectorizeOp(combine)
+        structured.VectorizeOp(fill)
+    return [loop]
 
 
+def _tile_reduction(op: type[ir.OpView], target: ir.Value, nres: int,
+                    **sizes: list[int]) -> tuple[list[ir.Value], ir.Value, list[ir.Value], ir.Value]:
+    """(fills, partial step, combining ops, loop): one fill and one combining op per result. The ODS
+    declares one combining handle after the variadic fills, so the handles are taken by position."""
+    handles = list(op([any_op()] * (2 * nres - 1), any_op(), any_op(), any_op(), target, **sizes).results)
+    return handles[:nres], handles[nres], handles[nres + 1 : 2 * nres + 1], handles[-1]
