@@ -162,29 +162,11 @@ elementwise("greater", 2, lambda a, b: np.greater(a, b).astype(a.dtype), _indica
 elementwise("equal", 2, lambda a, b: np.equal(a, b).astype(a.dtype), _indicator(P.OEQ), (None, None))
 
 # ---- front end
-neg = unary("neg")
-square = unary("square")
-sqrt = unary("sqrt")
-abs = unary("abs")  # noqa: A001 - NumPy's name
-sign = unary("sign")
-exp = unary("exp")
-log = unary("log")
-sin = unary("sin")
-cos = unary("cos")
-tanh = unary("tanh")
-sigmoid = unary("sigmoid")
-relu = unary("relu")
-softplus = unary("softplus")
-stop_gradient = unary("stop_gradient")
-add = binary("add")
-sub = binary("sub")
-mul = binary("mul")
-div = binary("div")
-pow = binary("pow")  # noqa: A001 - NumPy's name
-maximum = binary("maximum")
-minimum = binary("minimum")
-greater = binary("greater")
-equal = binary("equal")
+(neg, square, sqrt, abs, sign, exp, log, sin, cos, tanh, sigmoid, relu, softplus,  # noqa: A001 - NumPy's names
+ stop_gradient) = map(unary, ("neg", "square", "sqrt", "abs", "sign", "exp", "log", "sin", "cos", "tanh", "sigmoid",
+                              "relu", "softplus", "stop_gradient"))
+add, sub, mul, div, pow, maximum, minimum, greater, equal = map(  # noqa: A001
+    binary, ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "greater", "equal"))
 
 
 def clamp(x: Tensor, lo: float, hi: float) -> Tensor:

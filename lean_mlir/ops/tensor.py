@@ -41,6 +41,13 @@ def _user_location() -> ir.Location | None:
     return None
 
 
+def _binary(name: str, reflected: bool = False) -> Callable[[Tensor, Any], Tensor]:
+    """The operator method `a <op> b` (or `b <op> a` for a reflected one) calling API[name]."""
+    if reflected:
+        return lambda self, other: API[name](other, self)
+    return lambda self, other: API[name](self, other)
+
+
 class Tensor:
     """A traced value: an SSA value of tensor type with NumPy-like operators."""
 
@@ -71,47 +78,21 @@ class Tensor:
 
     # Every operator and method, each calling the op table's function of that name (`API`, filled
     # by lean_mlir/ops/__init__.py once every stanza module has defined its functions).
-    def __add__(self, o: Any) -> Tensor:
-        return API["add"](self, o)
-
-    def __radd__(self, o: Any) -> Tensor:
-        return API["add"](o, self)
-
-    def __sub__(self, o: Any) -> Tensor:
-        return API["sub"](self, o)
-
-    def __rsub__(self, o: Any) -> Tensor:
-        return API["sub"](o, self)
-
-    def __mul__(self, o: Any) -> Tensor:
-        return API["mul"](self, o)
-
-    def __rmul__(self, o: Any) -> Tensor:
-        return API["mul"](o, self)
-
-    def __truediv__(self, o: Any) -> Tensor:
-        return API["div"](self, o)
-
-    def __rtruediv__(self, o: Any) -> Tensor:
-        return API["div"](o, self)
+    __add__, __radd__ = _binary("add"), _binary("add", reflected=True)
+    __sub__, __rsub__ = _binary("sub"), _binary("sub", reflected=True)
+    __mul__, __rmul__ = _binary("mul"), _binary("mul", reflected=True)
+    __truediv__, __rtruediv__ = _binary("div"), _binary("div", reflected=True)
+    __matmul__, __rmatmul__ = _binary("matmul"), _binary("matmul", reflected=True)
+    __rpow__ = _binary("pow", reflected=True)
 
     def __pow__(self, o: Any) -> Tensor:
         return API["square"](self) if isinstance(o, int | float) and o == 2 else API["pow"](self, o)
-
-    def __rpow__(self, o: Any) -> Tensor:
-        return API["pow"](o, self)
 
     def __neg__(self) -> Tensor:
         return API["neg"](self)
 
     def __pos__(self) -> Tensor:
         return self
-
-    def __matmul__(self, o: Any) -> Tensor:
-        return API["matmul"](self, o)
-
-    def __rmatmul__(self, o: Any) -> Tensor:
-        return API["matmul"](o, self)
 
     @property
     def T(self) -> Tensor:  # noqa: N802 - NumPy's name
