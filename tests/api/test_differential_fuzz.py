@@ -360,3 +360,55 @@ def test_same_buffer_returned_twice(backend: str) -> None:
     np.testing.assert_array_equal(da, db)
     da[0] = 7.0  # two separate buffers
     assert db[0] != 7.0
+
+
+# ---- contractions and convolutions of any size (the program fuzzer keeps dims <= 4): every
+# contraction size, prime ones included, and conv configurations whose stride skips rows.
+CONTRACTION_EXAMPLES = max(10, EXAMPLES // 25)
+SIZES = st.one_of(st.integers(1, 40), st.sampled_from([64, 127, 255, 256, 257, 263, 300, 509, 512, 521, 1031]))
+
+
+@settings(max_examples=CONTRACTION_EXAMPLES, deadline=None, database=None,
+          derandomize=os.environ.get("LEAN_MLIR_FUZZ_RANDOM") != "1", print_blob=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(m=SIZES, k=SIZES, n=st.integers(1, 80), form=st.sampled_from(["ab", "atb", "abt"]),
+       dtype=st.sampled_from(["f32", "f64"]))
+@example(m=4, k=257, n=5, form="ab", dtype="f32")  # no cache tile divided k: the schedule failed
+def test_matmul_of_any_size(m: int, k: int, n: int, form: str, dtype: str) -> None:
+    shapes = {"ab": ((m, k), (k, n)), "atb": ((k, m), (k, n)), "abt": ((m, k), (n, k))}[form]
+    fn = {"ab": lambda a, b: a @ b, "atb": lambda a, b: lm.transpose(a) @ b, "abt": lambda a, b: a @ lm.transpose(b)}
+    o = lm.compile_out(fn[form], *[lm.Spec(s, dtype) for s in shapes])
+    rng = np.random.default_rng(m * 7919 + k * 31 + n)
+    a, b = (rng.standard_normal(s).astype(np.float32 if dtype == "f32" else np.float64) for s in shapes)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    want = {"ab": lambda: a64 @ b64, "atb": lambda: a64.T @ b64, "abt": lambda: a64 @ b64.T}[form]()
+    tol = (3e-6 if dtype == "f32" else 1e-13) * np.sqrt(k) * max(1.0, float(np.abs(want).max(initial=0)))
+    np.testing.assert_allclose(o.forward(a, b), want, rtol=0, atol=tol)
+
+
+@settings(max_examples=CONTRACTION_EXAMPLES, deadline=None, database=None,
+          derandomize=os.environ.get("LEAN_MLIR_FUZZ_RANDOM") != "1", print_blob=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+@example(data=None)  # x f32[2, 3, 4, 4], w f32[8, 3, 3, 3], stride 2: the filter gradient failed to compile
+def test_conv2d_and_its_gradients_any_configuration(data: Any) -> None:
+    if data is None:
+        (n, c, h, w), (o, kh, kw), stride, padding = (2, 3, 4, 4), (8, 3, 3), 2, 0
+    else:
+        n, c, o = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 4)), data.draw(st.integers(1, 5))
+        padding, stride = data.draw(st.integers(0, 2)), data.draw(st.integers(1, 4))
+        h, w = data.draw(st.integers(1, 9)), data.draw(st.integers(1, 9))
+        # padding < kernel <= padded input
+        kh = data.draw(st.integers(padding + 1, max(padding + 1, min(h + 2 * padding, padding + 3))))
+        kw = data.draw(st.integers(padding + 1, max(padding + 1, min(w + 2 * padding, padding + 3))))
+
+    def fn(x, f):  # noqa: ANN001, ANN202
+        return lm.sum(lm.tanh(lm.conv2d(x, f, stride=stride, padding=padding)))
+
+    specs = [lm.f64[n, c, h, w], lm.f64[o, c, kh, kw]]
+    rng = np.random.default_rng(n + 10 * c + 100 * h + 1000 * w + 7 * stride + 3 * padding)
+    xs = [rng.standard_normal(s.shape) for s in specs]
+    cpu, eager = lm.compile_scalar(fn, *specs), lm.compile_scalar(fn, *specs, backend="eager")
+    assert abs(cpu.forward(*xs) - eager.forward(*xs)) <= 1e-12 * max(1.0, abs(eager.forward(*xs)))
+    for got, want in zip(cpu.backward(*xs), eager.backward(*xs), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

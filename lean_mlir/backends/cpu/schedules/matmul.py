@@ -94,7 +94,11 @@ def matmul_schedules(module: ir.Module, ctx: Context) -> list[Schedule]:
         tn = n // nt if split_n else n
         pre = [1] if batch else []
         blocks = (pre + [0, tn] if split_n else pre + [tm, 0]) if split else None
-        cache = pre + [best_tile(tm, im, outer[0]), best_tile(tn, in_, outer[1]), best_tile(k, ik, outer[2])]
+        ck = best_tile(k, ik, outer[2])
+        # a k with no divisor up to the cache tile but the register tile's (a prime k above 256) is not
+        # cache-tiled: tiling k twice by the same size leaves a one-trip k loop, which folds away
+        # under the hoist's handle ("tracking listener failed to find replacement op")
+        cache = pre + [best_tile(tm, im, outer[0]), best_tile(tn, in_, outer[1]), 0 if ck == ik else ck]
         out.append(partial(_schedule, tag(op, f"mm{len(out)}"), blocks, cache, pre + [im, in_, ik]))
     return out
 
