@@ -271,3 +271,22 @@ def test_huge_temporaries_raise_memory_error() -> None:
                           lm.f32[2 * n], lm.f32[2 * n])
     with pytest.raises(MemoryError, match="needs 64.0 GiB of temporary buffers"):
         c.forward(np.ones(2 * n, np.float32), np.ones(2 * n, np.float32))
+
+
+# ---- 7. f32 sums keep their precision: chunked partial sums, lanes summed before the running total
+@pytest.mark.parametrize("threads", [1, 2])
+def test_f32_sums_of_many_elements_against_float64(threads: int) -> None:
+    opts = lm.Options(threads=threads)
+    n = 10**8
+    ones = np.ones(n, np.float32)
+    assert lm.compile_scalar(lambda x: lm.sum(x), lm.f32[n], options=opts).forward(ones) == n  # was 99999920
+    got = lm.compile_scalar(lambda x: lm.mean(lm.exp(x)), lm.f32[n], options=opts).forward(ones)
+    assert abs(got - np.float64(np.float32(np.e))) <= 1e-4 * np.e  # was 0.3% off
+    del ones
+    rows = np.ones((2, 2**25), np.float32)
+    np.testing.assert_array_equal(lm.compile_out(lambda x: lm.sum(x, axis=1), lm.f32[2, 2**25], options=opts)
+                                  .forward(rows), [2**25, 2**25])  # was 2^24: a row's accumulator saturated
+    del rows
+    x = np.random.default_rng(0).standard_normal((4, 10**7)).astype(np.float32)
+    got = lm.compile_out(lambda v: lm.mean(v, axis=-1), lm.f32[4, 10**7], options=opts).forward(x)
+    assert np.abs(got - x.astype(np.float64).mean(-1)).max() <= 1e-8  # was 9.5e-5

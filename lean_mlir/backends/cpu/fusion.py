@@ -234,6 +234,12 @@ def _fusion_target(p: ir.Operation) -> Target | None:
         return None
     if only and any(len(list(a.uses)) for a in list(p.regions[0].blocks[0].arguments)[_n_inputs(p):]):
         return None  # P reads its outputs: they cannot be dropped
+    if only:  # P's outputs are dropped: some remaining operand must still give every loop its range
+        p_n, p_maps, c_n, c_maps = _n_inputs(p), indexing_maps(p), _n_inputs(c), indexing_maps(c)
+        operands = [(v, p_maps[i]) for i, v in enumerate(list(p.operands)[:p_n])]
+        operands += [(v, c_maps[i]) for i, v in enumerate(c.operands) if i >= c_n or i not in from_p]
+        if loop_sizes([m for _, m in operands], [v.type for v, _ in operands], c_maps[0].n_dims) is None:
+            return None
     return c, early, from_p, only
 
 
