@@ -49,6 +49,11 @@ GENERALIZED_OPS: tuple[str, ...] = tuple(
 UPSTREAM_FUSION = ("canonicalize", "linalg-fold-unit-extent-dims", "canonicalize", "linalg-fuse-elementwise-ops",
                    "canonicalize", "cse")
 MAX_ROUNDS = 16
+# A fused op yields every value later code reads (a long chain's derivative keeps each step's primal
+# for the backward pass): past this many results the fusion stops growing it. Fusing a whole
+# 800-step chain into one generic with hundreds of results made every later fusion and pass
+# quadratic (800 steps: 28 s in fusion); a loop writing 16 arrays gains nothing from more.
+MAX_FUSED_RESULTS = 16
 
 
 def _n_inputs(op: ir.Operation) -> int:
@@ -94,66 +99,73 @@ def _users(op: ir.Operation) -> list[ir.Operation] | None:
 
 def _build(parts: Sequence[ir.Operation], anchor: ir.Operation,
            substitute: Callable[[int, int], tuple[int, int] | None],
-           keep: Sequence[bool] | None = None) -> ir.Operation:
+           keep: Sequence[Sequence[bool]] | None = None) -> ir.Operation:
     """One generic before `anchor` holding the bodies of `parts` in order, over the last part's loops:
     the inputs of each part (except those `substitute(part, i)` maps to `(j, r)`: the value part j's
-    body yields as result r) and the outputs and yields of the parts `keep` marks (default: all).
-    Returns the new op; `parts` are left for the caller. Each body is walked once."""
-    keep = list(keep) if keep is not None else [True] * len(parts)
+    body yields as result r) and the outputs and yields of the results `keep[part]` marks (default:
+    all; a dropped output's block argument must be unread). Returns the new op; `parts` are left for
+    the caller. Each body is walked once."""
+    keep = [list(k) for k in keep] if keep is not None else [[True] * len(p.results) for p in parts]
     ins: list[tuple[ir.Value, ir.AffineMap]] = []
     outs: list[tuple[ir.Value, ir.AffineMap]] = []
     for k, p in enumerate(parts):
         n_in, maps = _n_inputs(p), indexing_maps(p)
         ins += [(v, maps[i]) for i, v in enumerate(list(p.operands)[:n_in]) if substitute(k, i) is None]
-        if keep[k]:
-            outs += [(v, maps[n_in + j]) for j, v in enumerate(list(p.operands)[n_in:])]
-    result_types = [r.type for k, p in enumerate(parts) if keep[k] for r in p.results]
+        outs += [(v, maps[n_in + j]) for j, v in enumerate(list(p.operands)[n_in:]) if keep[k][j]]
+    result_types = [r.type for k, p in enumerate(parts) for j, r in enumerate(p.results) if keep[k][j]]
     with ir.InsertionPoint(anchor), anchor.location:
         new = linalg.GenericOp(result_types, [v for v, _ in ins], [v for v, _ in outs],
                                ir.ArrayAttr.get([ir.AffineMapAttr.get(m) for _, m in ins + outs]),
                                parts[-1].attributes["iterator_types"]).operation
-        block = new.regions[0].blocks.append(*[ir.RankedTensorType(v.type).element_type for v, _ in ins + outs])
-    args = list(block.arguments)
-    n_new_in = len(ins)
-    next_in, next_out = 0, n_new_in
+    # The first part's block becomes the new op's (its ops stay where they are: a chain fused step
+    # by step moves each step's few ops once, not the whole fused body again at every step); new
+    # arguments are appended, the old ones replaced, then erased.
+    block = parts[0].regions[0].blocks[0]
+    block.append_to(new.regions[0])
+    n_old = len(block.arguments)
+    args = [block.add_argument(ir.RankedTensorType(v.type).element_type, anchor.location) for v, _ in ins + outs]
+    terminator = block.operations[len(block.operations) - 1]
+    next_in, next_out = 0, len(ins)
     yields: list[ir.Value] = []
     part_yields: list[list[ir.Value]] = []
-    body_ops: list[ir.Operation] = []
     for k, p in enumerate(parts):
-        body = p.regions[0].blocks[0]
+        body = block if k == 0 else p.regions[0].blocks[0]
         n_in = _n_inputs(p)
-        for i, a in enumerate(body.arguments):
+        for i, a in enumerate(list(body.arguments)[: n_old if k == 0 else None]):
             if i < n_in:
                 src = substitute(k, i)
                 if src is None:
                     sub, next_in = args[next_in], next_in + 1
                 else:
                     sub = part_yields[src[0]][src[1]]
-            elif keep[k]:
+            elif keep[k][i - n_in]:
                 sub, next_out = args[next_out], next_out + 1
             else:
-                continue  # an elementwise producer's output is write-only: its body does not read it
+                continue  # a dropped output: the body does not read it
             a.replace_all_uses_with(sub)
-        ops = list(body.operations)
-        part_yields.append(list(ops[-1].operands))
-        if keep[k]:
-            yields += part_yields[-1]
-        body_ops += ops[:-1]
-    with ir.InsertionPoint(block), anchor.location:
-        y = linalg.YieldOp(yields).operation
-    for o in body_ops:
-        o.move_before(y)
+        if k == 0:
+            part_yields.append(list(terminator.operands))
+        else:
+            ops = list(body.operations)
+            part_yields.append(list(ops[-1].operands))
+            for o in ops[:-1]:
+                o.move_before(terminator)
+        yields += [v for j, v in enumerate(part_yields[-1]) if keep[k][j]]
+    with ir.InsertionPoint(terminator), anchor.location:
+        linalg.YieldOp(yields)
+    terminator.erase()
+    for _ in range(n_old):
+        block.erase_argument(0)
     return new
 
 
-def _replace(parts: Sequence[ir.Operation], new: ir.Operation, keep: Sequence[bool] | None = None) -> None:
+def _replace(parts: Sequence[ir.Operation], new: ir.Operation, keep: Sequence[Sequence[bool]] | None = None) -> None:
     k = 0
     for j, p in enumerate(parts):
-        if keep is not None and not keep[j]:
-            continue
-        for r in p.results:
-            r.replace_all_uses_with(new.results[k])
-            k += 1
+        for i, r in enumerate(p.results):
+            if keep is None or keep[j][i]:
+                r.replace_all_uses_with(new.results[k])
+                k += 1
     for p in reversed(parts):
         p.erase()
 
@@ -211,6 +223,8 @@ def _fusion_target(p: ir.Operation) -> Target | None:
     """The first parallel user of producer `p` that `p` can fuse into, if any."""
     if p.name != "linalg.generic" or not static_shapes(p) or not _parallel(p) or _loop_ranges(p) is None:
         return None
+    if len(p.results) >= MAX_FUSED_RESULTS:
+        return None
     users = _users(p)
     if users is None or sum(len(list(r.uses)) for r in p.results) < 2:
         return None  # one use: upstream fusion's case
@@ -245,12 +259,16 @@ def _fusion_target(p: ir.Operation) -> Target | None:
 
 def _fuse(p: ir.Operation, c: ir.Operation, early: list[ir.Operation], from_p: dict[int, int],
           only: bool) -> ir.Operation:
-    """One generic computing P's body, then C's with P's values (and P's results unless C was its
-    only user), where C was; P's `early` users move before it."""
+    """One generic computing P's body, then C's with P's values, where C was; of P's results it
+    yields only those something besides C reads (so a chain's fused op does not grow with every
+    step: it carries the live values only); P's `early` users move before it."""
     def substitute(k: int, i: int) -> tuple[int, int] | None:
         return (0, from_p[i]) if k == 1 and i in from_p else None  # C's input i is P's result from_p[i]
 
-    keep = [not only, True]
+    body_reads = [len(list(a.uses)) > 0 for a in list(p.regions[0].blocks[0].arguments)[_n_inputs(p):]]
+    keep = [[reads or any(u.owner.operation != c for u in r.uses) for r, reads in zip(p.results, body_reads,
+                                                                                      strict=True)],
+            [True] * len(c.results)]
     new = _build([p, c], c, substitute, keep)
     for u in early:
         u.move_before(c)
