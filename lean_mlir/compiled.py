@@ -16,7 +16,6 @@ from .backends import NAMES as BACKENDS
 from .backends import get_backend
 from .backends.base import compile_module
 from .irutils.context import make_context
-from .irutils.types import signatures
 from .irutils.walk import funcs, symbol_name
 from .ops import Spec
 from .options import Options, resolve
@@ -35,7 +34,8 @@ Runner = Callable[..., tuple[np.ndarray, ...]]
 class Program:
     """Entry points of a lean module compiled for one backend: `run(name, arrays)` calls one.
 
-    `entries` picks the functions to compile (default: all); the others stay in the "lean" stage only.
+    `lean_text` is verified lean IR (`_Compiled` makes it). `entries` picks the functions to compile
+    (default: all); the others stay in the "lean" stage only.
     """
 
     def __init__(self, lean_text: str, backend: str, entries: Sequence[str] | None = None,
@@ -51,19 +51,19 @@ class Program:
             for f in funcs(module):
                 if symbol_name(f) not in self.entries:
                     f.erase()
-            self.signatures = signatures(module)
             stages = {"lean": lean_text}
             if self.backend.consumes == "linalg":
-                lower_lean_to_linalg(module)
+                lower_lean_to_linalg(module, verified=True)  # `_Compiled` verified this text
                 stages["linalg"] = str(module)
             self._exe = compile_module(self.backend, module, self.options)
+        self.signatures = self._exe.signatures
         self.stages: dict[str, str] = {**stages, **self._exe.stages}
 
     def ir(self, stage: str) -> str:
         if stage == "linalg" and "linalg" not in self.stages:  # eager: lower on demand, to show it
             with make_context(), ir.Location.unknown():
                 module = ir.Module.parse(self.lean_text)
-                lower_lean_to_linalg(module)
+                lower_lean_to_linalg(module, verified=True)
                 self.stages["linalg"] = str(module)
         if stage not in self.stages:
             raise ValueError(f"stage {stage!r} is not available on backend {self.backend.name!r}; "

@@ -44,8 +44,12 @@ class Backend(Protocol):
         ...
 
 
-def compile_module(backend: Backend, module: ir.Module, options: Options) -> Executable:
-    """Signatures (read before lowering rewrites them), lowering, loading."""
+def compile_module(backend: Backend, module: ir.Module, options: Options,
+                   check: Callable[[ir.Module], None] | None = None) -> Executable:
+    """Signatures (read before lowering rewrites them), lowering, `check` of the lowered module (it
+    may refuse it), loading."""
     sigs = signatures(module)
     stages = backend.lower(module, options)
+    if check is not None:
+        check(module)
     return backend.load(module, sigs, stages, options)

@@ -19,8 +19,9 @@ import numpy as np
 from mlir import ir
 
 from ..backends import get_backend
+from ..backends.base import compile_module
 from ..irutils.context import make_context
-from ..irutils.types import Signature, SignatureError, signatures
+from ..irutils.types import Signature, SignatureError
 from ..irutils.types import signature as read_signature
 from ..irutils.walk import find_func, funcs, has_body, is_public, symbol_name, walk
 from ..options import Options
@@ -108,12 +109,7 @@ def execute(path: str, entry: str, input_paths: Sequence[str], backend_name: str
         try:
             if backend.consumes == "linalg" and walk(module, where=lambda op: op.name.startswith("lean.")):
                 lower_lean_to_linalg(module)
-            options = Options()
-            sigs = signatures(module)
-            stages = backend.lower(module, options)
-            if not allow_external:
-                check_externals(module)
-            exe = backend.load(module, sigs, stages, options)
+            exe = compile_module(backend, module, Options(), None if allow_external else check_externals)
         except NotImplementedError as e:
             if backend.name != "eager":
                 raise

@@ -35,10 +35,11 @@ def lower_op(op: ir.Operation) -> ir.Value:
     raise LoweringError(f"op '{op.name}' has no lowering to linalg (neither `lower` nor `elementwise`)")
 
 
-def _rewrite(root: ir.Operation) -> None:
+def _rewrite(root: ir.Operation, verified: bool = False) -> None:
     # Never on unverified lean IR (`lean-mlir-opt --no-verify`): a lowering trusts its op's rule, and
     # an out-of-range axis reached an LLVM assertion (abort) instead of an error.
-    verify(root)
+    if not verified:
+        verify(root)
     # Program order: an op's operands are already replaced by their lowered values when it is reached.
     for op in walk(root, where=lambda o: o.name.startswith("lean.")):
         new = lower_op(op)
@@ -50,9 +51,10 @@ def _rewrite(root: ir.Operation) -> None:
         op.erase()
 
 
-def lower_lean_to_linalg(module: ir.Module) -> None:
-    """Rewrite every lean op in `module` in place into linalg / tensor / arith / math."""
-    _rewrite(module.operation)
+def lower_lean_to_linalg(module: ir.Module, *, verified: bool = False) -> None:
+    """Rewrite every lean op in `module` in place into linalg / tensor / arith / math; it is verified
+    first unless the caller has just done so (`verified=True`)."""
+    _rewrite(module.operation, verified)
 
 
 def lean_to_linalg_pass(op: ir.Operation, pass_: Any) -> None:

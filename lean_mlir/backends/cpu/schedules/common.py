@@ -36,9 +36,6 @@ class Context:
     target: CpuTarget
     threads: int
 
-    def split(self, work: int, minimum: int) -> bool:
-        return self.threads > 1 and work >= minimum
-
 
 def static_tensor_types(op: ir.Operation) -> list[ir.RankedTensorType] | None:
     types = [v.type for v in list(op.operands) + list(op.results)]
