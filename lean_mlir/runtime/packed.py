@@ -84,6 +84,21 @@ def _static_table(specs: Sequence[Spec]) -> tuple[ctypes.Array, list[int | None]
     return table, [None if w is None else base + 8 * w for w in where]
 
 
+_KEY: list[int] = []
+
+
+def jump_key() -> int:
+    """The process's pthread key whose per-thread slot holds the armed jump buffer of the allocation
+    guard (`lean_mlir.backends.cpu.allocation`); created once (keys survive fork)."""
+    if not _KEY:
+        key = ctypes.c_uint32()
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        if libc.pthread_key_create(ctypes.byref(key), None):
+            raise OSError("pthread_key_create failed (too many keys in this process)")
+        _KEY.append(key.value)
+    return _KEY[0]
+
+
 class Entry:
     """A native entry point: `entry(*arrays) -> tuple of fresh output arrays`.
 
@@ -91,11 +106,15 @@ class Entry:
     (see `lean_mlir.runtime.validate.coerce_inputs`); only the count is checked here.
     """
 
-    def __init__(self, engine: ExecutionEngine, name: str, signature: Signature) -> None:
+    def __init__(self, engine: ExecutionEngine, name: str, signature: Signature, guard: str | None = None) -> None:
         addr = engine.raw_lookup(name)
         if not addr:
             raise KeyError(f"no native function @{name} in the executable")
         self.name = name
+        # `guard(fn, slots, key) -> i32` (the CPU back end's allocation guard): calls fn(slots), 1
+        # when an allocation in it failed
+        self._guard = _PACKED_FN(engine.raw_lookup(guard)) if guard else None
+        self._addr = addr
         self.inputs, self.outputs = list(signature[0]), list(signature[1])
         self._engine = engine  # keeps the code alive while this entry exists
         self._fn = _PACKED_FN(addr)
@@ -110,14 +129,20 @@ class Entry:
         self._out_specs = [(shape, dt) for shape, dt in self.outputs]
         self._tls = threading.local()
 
-    def _thread_state(self) -> tuple[ctypes.Array, ctypes.Array | None]:
+    def _thread_state(self) -> tuple[ctypes.Array, ctypes.Array | None, tuple | None]:
         packed = (ctypes.c_void_p * max(len(self._slots), 1))(*[s or 0 for s in self._slots])
         values = None
         if _DATA_OFFSET is None:
             values = (ctypes.c_void_p * len(self._ptr_slots))()
             for j, s in enumerate(self._ptr_slots):
                 packed[s] = packed[s + 1] = ctypes.addressof(values) + 8 * j
-        state = (packed, values)
+        guarded = None
+        if self._guard is not None:
+            # guard's packed slots: fn, slots, key, result
+            cells = (ctypes.c_void_p(self._addr), ctypes.c_void_p(ctypes.addressof(packed)),
+                     ctypes.c_uint32(jump_key()), ctypes.c_int32(0))
+            guarded = ((ctypes.c_void_p * 4)(*[ctypes.addressof(c) for c in cells]), cells)
+        state = (packed, values, guarded)
         self._tls.state = state
         return state
 
@@ -125,9 +150,9 @@ class Entry:
         if len(arrays) != self._nin:
             raise TypeError(f"@{self.name}: expected {self._nin} inputs, got {len(arrays)}")
         try:
-            packed, values = self._tls.state
+            packed, values, guarded = self._tls.state
         except AttributeError:
-            packed, values = self._thread_state()
+            packed, values, guarded = self._thread_state()
         outs = tuple([np.empty(shape, dt) for shape, dt in self._out_specs])
         slots = self._ptr_slots
         if values is None:
@@ -144,7 +169,13 @@ class Entry:
         else:
             for j, a in enumerate(arrays + outs):
                 values[j] = a.ctypes.data
-        self._fn(packed)  # `arrays`, `outs` and `packed` are referenced until this returns
+        # `arrays`, `outs` and `packed` are referenced until this returns
+        if guarded is None:
+            self._fn(packed)
+        else:
+            self._guard(guarded[0])
+            if guarded[1][3].value:
+                raise MemoryError(f"@{self.name}: a temporary buffer could not be allocated (malloc failed)")
         return outs
 
     def __repr__(self) -> str:

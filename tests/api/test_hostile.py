@@ -273,6 +273,41 @@ def test_huge_temporaries_raise_memory_error() -> None:
         c.forward(np.ones(2 * n, np.float32), np.ones(2 * n, np.float32))
 
 
+_REFUSED_MALLOC = """
+import resource, sys
+import numpy as np
+import lean_mlir as lm
+n, opts = 16384, lm.Options(threads=int(sys.argv[1]))
+c = lm.compile_scalar(lambda x, v: lm.sum(lm.exp(lm.reshape(x, (n, 1)) * lm.reshape(x, (1, n))) @ v),
+                      lm.f32[n], lm.f32[n, 4], options=opts)  # a 1 GiB temporary
+small = lm.compile_out(lambda x: x * 2, lm.f32[4], options=opts)
+vm = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (vm + (256 << 20), resource.RLIM_INFINITY))  # malloc returns NULL
+x, v = np.full(n, 0.01, np.float32), np.ones((n, 4), np.float32)
+for call in (lambda: c.forward(x, v), lambda: c.value_and_backward(x, v), lambda: c.forward(x, v)):
+    try:
+        call()
+        print("no error")
+    except MemoryError as e:
+        print("MemoryError", e)
+print(small.forward(np.ones(4, np.float32)).tolist())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and the allocation guard: Linux")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_refused_malloc_in_generated_code_raises_memory_error(threads: int) -> None:
+    """An allocation that fits the machine on paper but is refused (an address-space limit) used to
+    be a write through NULL (SIGSEGV); now each call raises and the process goes on."""
+    r = subprocess.run([sys.executable, "-c", _REFUSED_MALLOC, str(threads)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert len(lines) == 4 and all(line.startswith("MemoryError @f") and "malloc failed" in line
+                                   for line in lines[:3]), r.stdout
+    assert lines[3] == "[2.0, 2.0, 2.0, 2.0]"
+
+
 # ---- 7. f32 sums keep their precision: chunked partial sums, lanes summed before the running total
 @pytest.mark.parametrize("threads", [1, 2])
 def test_f32_sums_of_many_elements_against_float64(threads: int) -> None:

@@ -17,6 +17,7 @@ from ...irutils.types import Signature
 from ...options import Options
 from ...runtime import pool
 from ...runtime.packed import Entry
+from .allocation import GUARD
 from .pipeline import TEMPORARY_BYTES, threads_for
 
 
@@ -72,6 +73,7 @@ class CpuExecutable:
         attrs = module.operation.attributes
         self.temporary_bytes = ({a.name: ir.IntegerAttr(a.attr).value for a in ir.DictAttr(attrs[TEMPORARY_BYTES])}
                                 if TEMPORARY_BYTES in attrs else {})
+        self._guard = GUARD if GUARD in table else None
         self._entries: dict[str, Entry] = {}
 
     def entry(self, name: str) -> Entry:
@@ -83,7 +85,7 @@ class CpuExecutable:
             if need > have:
                 raise MemoryError(f"@{name} needs {need / 2**30:.1f} GiB of temporary buffers; this machine has "
                                   f"{have / 2**30:.1f} GiB of memory and swap")
-            e = Entry(self.engine, name, self.signatures[name])
+            e = Entry(self.engine, name, self.signatures[name], self._guard)
             self._entries[name] = e
         return e
 

@@ -11,7 +11,8 @@ linalg (named ops and generics), tensor, arith and math ops. `lower` rewrites it
    (`target.py`) and a thread split where loops are large;
 3. bufferize: out-params, so a public `f(args) -> (r1, r2)` becomes `f(args, o1, o2) -> ()`;
 4. to LLVM: C and packed wrappers (`_mlir_ciface_f`, `_mlir_f`), vector math (`vecmath.py`), the
-   thread split as calls into the worker pool (`threads.py`), conversion to the LLVM dialect.
+   thread split as calls into the worker pool (`threads.py`), conversion to the LLVM dialect, and
+   allocations that fail raise MemoryError instead of crashing (`allocation.py`).
 
 The stages "linalg" (after step 1), "scheduled" (after step 2) and "llvm" are kept as text.
 """
@@ -30,6 +31,7 @@ from ...irutils.walk import funcs, is_public, symbol_name, walk
 from ...options import Options
 from ...runtime import pool
 from . import threads
+from .allocation import check_allocations
 from .fusion import fuse
 from .outline import fold_transposes, mark_noinline, outline_contractions
 from .schedules import Context, schedule
@@ -142,6 +144,7 @@ STEPS: tuple[tuple[str, Callable[[ir.Module, Build], None]], ...] = (
     ("split-threads", _split_threads),
     ("to-llvm", _passes(TO_LLVM)),
     ("define-spawns", _define_spawns),
+    ("check-allocations", lambda module, build: check_allocations(module)),
     ("stage llvm", _stage("llvm")),
 )
 STAGES = tuple(name.split()[1] for name, _ in STEPS if name.startswith("stage "))

@@ -20,6 +20,7 @@ from mlir import ir
 from mlir.dialects import arith, llvm
 from mlir.dialects import func as func_d
 
+from ...irutils.llvm import call, declare, define, field, integer, signature
 from ...irutils.passes import run_passes
 from ...irutils.walk import symbols, walk
 from ...runtime.pool import SUBMIT_SYMBOL, pause_instruction
@@ -168,9 +169,9 @@ def define_spawns(module: ir.Module, callees: list[str]) -> None:
             if name in syms:
                 syms[name].erase()
         with ir.InsertionPoint(module.body.operations[0]):
-            for name, signature in RUNTIME_FUNCTIONS:
+            for name, text in RUNTIME_FUNCTIONS:
                 if name not in syms:
-                    llvm.LLVMFuncOp(name, _signature(signature))
+                    declare(name, text)
             _group_create()
             _group_wait(pause_instruction())
             for callee, spawn_type, params in spawns:
@@ -178,46 +179,22 @@ def define_spawns(module: ir.Module, callees: list[str]) -> None:
                 _task(callee, params)
 
 
-def _signature(text: str) -> ir.TypeAttr:
-    return ir.TypeAttr.get(ir.Type.parse(f"!llvm.func<{text}>"))
-
-
-def _define(name: str, signature: ir.TypeAttr, params: list[ir.Type], blocks: int = 1) -> list[ir.Block]:
-    """An internal `llvm.func` with `blocks` empty blocks, the entry one taking `params`."""
-    f = llvm.LLVMFuncOp(name, signature, linkage=ir.Attribute.parse("#llvm.linkage<internal>"))
-    return [f.body.blocks.append(*params)] + [f.body.blocks.append() for _ in range(blocks - 1)]
-
-
-def _call(callee: str, args: list[ir.Value], result: ir.Type | None = None) -> ir.Value | None:
-    call = llvm.CallOp(result, args, [], [], callee=ir.FlatSymbolRefAttr.get(callee))
-    return call.result if result is not None else None
-
-
-def _i64(value: int) -> ir.Value:
-    i64 = ir.IntegerType.get_signless(64)
-    return llvm.ConstantOp(i64, ir.IntegerAttr.get(i64, value)).result
-
-
-def _field(ctx: ir.Value, struct: ir.Type, i: int) -> ir.Value:
-    return llvm.GEPOp(llvm.PointerType.get(), ctx, [], [0, i], ir.TypeAttr.get(struct), None).result
-
-
 def _group_create() -> None:
     """A malloc'ed counter of pending blocks, 0."""
-    (entry,) = _define(GROUP_CREATE, _signature("ptr ()"), [])
+    (entry,) = define(GROUP_CREATE, signature("ptr ()"), [])
     with ir.InsertionPoint(entry):
-        size, zero = _i64(64), _i64(0)
-        group = _call("malloc", [size], llvm.PointerType.get())
+        size, zero = integer(64), integer(0)
+        group = call("malloc", [size], llvm.PointerType.get())
         llvm.StoreOp(zero, group)
         llvm.ReturnOp(arg=group)
 
 
 def _group_wait(pause: str) -> None:
     """Spin (with the CPU's pause hint) until the counter is 0, then free it."""
-    entry, check, spin, done = _define(GROUP_WAIT, _signature("void (ptr)"), [llvm.PointerType.get()], blocks=4)
+    entry, check, spin, done = define(GROUP_WAIT, signature("void (ptr)"), [llvm.PointerType.get()], blocks=4)
     group = entry.arguments[0]
     with ir.InsertionPoint(entry):
-        zero = _i64(0)
+        zero = integer(0)
         llvm.BrOp([], check)
     with ir.InsertionPoint(check):
         pending = llvm.LoadOp(ir.IntegerType.get_signless(64), group, alignment=8,
@@ -227,24 +204,24 @@ def _group_wait(pause: str) -> None:
         llvm.InlineAsmOp(None, [], pause, "", has_side_effects=True)
         llvm.BrOp([], check)
     with ir.InsertionPoint(done):
-        _call("free", [group])
+        call("free", [group])
         llvm.ReturnOp()
 
 
-def _spawn(callee: str, signature: ir.TypeAttr, params: list[ir.Type]) -> None:
+def _spawn(callee: str, spawn_type: ir.TypeAttr, params: list[ir.Type]) -> None:
     """Copy the arguments and the group into a malloc'ed context, count the block in, submit the task."""
     ptr = llvm.PointerType.get()
     struct = llvm.StructType.get_literal([*params, ptr])
-    (entry,) = _define(SPAWN_PREFIX + callee, signature, [*params, ptr])
+    (entry,) = define(SPAWN_PREFIX + callee, spawn_type, [*params, ptr])
     with ir.InsertionPoint(entry):
-        null, one = llvm.ZeroOp(ptr).result, _i64(1)
+        null, one = llvm.ZeroOp(ptr).result, integer(1)
         end = llvm.GEPOp(ptr, null, [], [1], ir.TypeAttr.get(struct), None).result  # sizeof(struct)
         size = llvm.PtrToIntOp(ir.IntegerType.get_signless(64), end).result
-        ctx = _call("malloc", [size], ptr)
+        ctx = call("malloc", [size], ptr)
         for i, arg in enumerate(entry.arguments):
-            llvm.StoreOp(arg, _field(ctx, struct, i))
+            llvm.StoreOp(arg, field(ctx, struct, i))
         llvm.AtomicRMWOp(llvm.AtomicBinOp.add, entry.arguments[-1], one, llvm.AtomicOrdering.acq_rel)
-        _call(SUBMIT_SYMBOL, [llvm.AddressOfOp(ptr, TASK_PREFIX + callee).result, ctx])
+        call(SUBMIT_SYMBOL, [llvm.AddressOfOp(ptr, TASK_PREFIX + callee).result, ctx])
         llvm.ReturnOp()
 
 
@@ -252,12 +229,12 @@ def _task(callee: str, params: list[ir.Type]) -> None:
     """Load the arguments from the context, call the outlined block, free the context, count out."""
     ptr = llvm.PointerType.get()
     struct = llvm.StructType.get_literal([*params, ptr])
-    (entry,) = _define(TASK_PREFIX + callee, _signature("void (ptr)"), [ptr])
+    (entry,) = define(TASK_PREFIX + callee, signature("void (ptr)"), [ptr])
     ctx = entry.arguments[0]
     with ir.InsertionPoint(entry):
-        one = _i64(1)
-        *args, group = [llvm.LoadOp(t, _field(ctx, struct, i)).result for i, t in enumerate([*params, ptr])]
-        _call(callee, args)
-        _call("free", [ctx])
+        one = integer(1)
+        *args, group = [llvm.LoadOp(t, field(ctx, struct, i)).result for i, t in enumerate([*params, ptr])]
+        call(callee, args)
+        call("free", [ctx])
         llvm.AtomicRMWOp(llvm.AtomicBinOp.sub, group, one, llvm.AtomicOrdering.release)
         llvm.ReturnOp()
