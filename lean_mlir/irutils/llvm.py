@@ -14,21 +14,23 @@ def signature(text: str) -> ir.TypeAttr:
     return ir.TypeAttr.get(ir.Type.parse(f"!llvm.func<{text}>"))
 
 
-def declare(name: str, text: str, attributes: Sequence[str] = ()) -> llvm.LLVMFuncOp:
-    """An external function `name` of signature `text` (see `signature`), with LLVM function
-    attributes (`passthrough`, e.g. "returns_twice")."""
-    f = llvm.LLVMFuncOp(name, signature(text))
+def _function(name: str, sig: ir.TypeAttr, attributes: Sequence[str], linkage: str | None = None) -> llvm.LLVMFuncOp:
+    """An `llvm.func` with LLVM function attributes (`passthrough`, e.g. "returns_twice")."""
+    f = llvm.LLVMFuncOp(name, sig, linkage=ir.Attribute.parse(f"#llvm.linkage<{linkage}>") if linkage else None)
     if attributes:
         f.attributes["passthrough"] = ir.ArrayAttr.get([ir.StringAttr.get(a) for a in attributes])
     return f
 
 
+def declare(name: str, text: str, attributes: Sequence[str] = ()) -> llvm.LLVMFuncOp:
+    """An external function `name` of signature `text` (see `signature`)."""
+    return _function(name, signature(text), attributes)
+
+
 def define(name: str, sig: ir.TypeAttr, params: list[ir.Type], blocks: int = 1,
-           attributes: Sequence[str] = ()) -> list[ir.Block]:
-    """An internal `llvm.func` with `blocks` empty blocks, the entry one taking `params`."""
-    f = llvm.LLVMFuncOp(name, sig, linkage=ir.Attribute.parse("#llvm.linkage<internal>"))
-    if attributes:
-        f.attributes["passthrough"] = ir.ArrayAttr.get([ir.StringAttr.get(a) for a in attributes])
+           attributes: Sequence[str] = (), linkage: str = "internal") -> list[ir.Block]:
+    """An `llvm.func` (internal unless asked) with `blocks` empty blocks, the entry one taking `params`."""
+    f = _function(name, sig, attributes, linkage)
     return [f.body.blocks.append(*params)] + [f.body.blocks.append() for _ in range(blocks - 1)]
 
 

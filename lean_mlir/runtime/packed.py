@@ -37,6 +37,10 @@ Spec = TensorSpec
 _PACKED_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
 def _tune_malloc() -> bool:
     """Keep freed heap memory in the process (glibc): the kernels malloc/free their temporaries and
     NumPy its outputs on every call; with glibc's defaults large blocks are mmap'ed or trimmed back
@@ -45,7 +49,7 @@ def _tune_malloc() -> bool:
     if os.environ.get("LEAN_MLIR_MALLOC_TUNING", "1") == "0":
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = _libc()
         m_trim_threshold, m_mmap_threshold = -1, -3
         return bool(libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 512 << 20))
     except (OSError, AttributeError):
@@ -92,8 +96,7 @@ def jump_key() -> int:
     guard (`lean_mlir.backends.cpu.allocation`); created once (keys survive fork)."""
     if not _KEY:
         key = ctypes.c_uint32()
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        if libc.pthread_key_create(ctypes.byref(key), None):
+        if _libc().pthread_key_create(ctypes.byref(key), None):
             raise OSError("pthread_key_create failed (too many keys in this process)")
         _KEY.append(key.value)
     return _KEY[0]

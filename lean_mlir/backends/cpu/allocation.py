@@ -27,6 +27,7 @@ from mlir.dialects import llvm
 
 from ...irutils.llvm import call, declare, define, integer, signature
 from ...irutils.walk import symbol_name, symbols, walk
+from .threads import GROUP_CREATE, SPAWN_PREFIX, TASK_PREFIX
 
 GUARD = "__lean_guard"
 MALLOC = "__lean_malloc"
@@ -48,8 +49,7 @@ def _in_tasks(module: ir.Module) -> set[str]:
     for f in walk(module, ("llvm.func",)):
         callees[symbol_name(f)] = {ir.FlatSymbolRefAttr(c.attributes["callee"]).value for c in walk(f, ("llvm.call",))
                                    if "callee" in c.attributes}
-    todo = [n for n in callees if TASK_MARK in n or n.startswith("__lean_spawn_") or n.startswith("__lean_task_")
-            or n == "__lean_group_create"]
+    todo = [n for n in callees if TASK_MARK in n or n.startswith((SPAWN_PREFIX, TASK_PREFIX)) or n == GROUP_CREATE]
     seen = set(todo)
     while todo:
         for c in callees.get(todo.pop(), ()):
@@ -95,7 +95,8 @@ def _out_of_memory() -> None:
     with ir.InsertionPoint(entry):
         llvm.CondBrOp(entry.arguments[0], [], [], armed, report)
     with ir.InsertionPoint(armed):
-        key = llvm.LoadOp(ir.IntegerType.get_signless(32), llvm.AddressOfOp(ptr, JUMP_KEY).result).result
+        key = llvm.LoadOp(ir.IntegerType.get_signless(32), llvm.AddressOfOp(ptr, JUMP_KEY).result, alignment=4,
+                          ordering=llvm.AtomicOrdering.monotonic).result  # stored by every guard
         buf = call("pthread_getspecific", [key], ptr)
         is_armed = llvm.ICmpOp(llvm.ICmpPredicate.ne, buf, llvm.ZeroOp(ptr).result).result
         llvm.CondBrOp(is_armed, [], [], jumping, report)
@@ -131,9 +132,8 @@ def _guard() -> None:
     """`i32 (ptr fn, ptr slots, i32 key)`: arm a jump buffer in the thread's slot of `key`, call
     `fn(slots)`; 0 when it returned, 1 when an allocation failed; the slot's old value is restored."""
     ptr, i32 = llvm.PointerType.get(), ir.IntegerType.get_signless(32)
-    f = llvm.LLVMFuncOp(GUARD, signature("i32 (ptr, ptr, i32)"))
-    entry = f.body.blocks.append(ptr, ptr, i32)
-    run, failed = f.body.blocks.append(), f.body.blocks.append()
+    entry, run, failed = define(GUARD, signature("i32 (ptr, ptr, i32)"), [ptr, ptr, i32], blocks=3,
+                                linkage="external")  # Python calls it
     fn, slots, key = entry.arguments
     with ir.InsertionPoint(entry):
         llvm.StoreOp(key, llvm.AddressOfOp(ptr, JUMP_KEY).result, ordering=llvm.AtomicOrdering.monotonic, alignment=4)
