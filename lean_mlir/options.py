@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 GPU_FORMATS = ("isa", "bin", "fatbin")
+GEMMS = ("auto", "generated", "blas")
 
 
 def _env_flag(name: str) -> bool:
@@ -46,6 +47,9 @@ class Options:
     # pause instructions an idle pool worker spins before it sleeps (the pool is per process: the
     # first compile that starts it sets it)
     spin: int = field(default_factory=lambda: _env_int("LEAN_MLIR_SPIN", 100_000, "pause instructions"))
+    # large matmuls: "generated" kernels, "blas" (OpenBLAS calls where it takes the form) or "auto" (OpenBLAS
+    # from the size it wins at on this host, measured once; lean_mlir.backends.cpu.blas)
+    gemm: str = field(default_factory=lambda: os.environ.get("LEAN_MLIR_GEMM", "auto"))
     opt_level: int = 3  # LLVM's, in the ExecutionEngine
     # "host", or a preset of lean_mlir.backends.cpu.target (schedules for another CPU, e.g. "avx2")
     cpu_target: str = field(default_factory=lambda: os.environ.get("LEAN_MLIR_CPU_TARGET", "host"))
@@ -66,6 +70,8 @@ class Options:
             raise ValueError(f"Options.spin must be >= 0, got {self.spin}")
         if not 0 <= self.opt_level <= 3:
             raise ValueError(f"Options.opt_level must be 0..3, got {self.opt_level}")
+        if self.gemm not in GEMMS:
+            raise ValueError(f"Options.gemm (LEAN_MLIR_GEMM) must be one of {GEMMS}, got {self.gemm!r}")
         if self.gpu_format not in GPU_FORMATS:
             raise ValueError(f"Options.gpu_format must be one of {GPU_FORMATS}, got {self.gpu_format!r}")
 

@@ -3,6 +3,7 @@ cache, and the CPU thread count of what a test compiles (LEAN_MLIR_THREADS)."""
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Callable, Iterator
 
@@ -10,6 +11,11 @@ import numpy as np
 import pytest
 
 import lean_mlir as lm
+
+# Matmul kernels generated, whatever this host's OpenBLAS crossover (Options.gemm="auto" would pick
+# the library for some kernels on some hosts): the tests that read kernels' IR read the same IR
+# everywhere; tests/backends/cpu/test_blas.py asks for the library calls and "auto" explicitly.
+os.environ.setdefault("LEAN_MLIR_GEMM", "generated")
 
 
 @pytest.fixture

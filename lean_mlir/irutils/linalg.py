@@ -22,14 +22,16 @@ def dims_map(n_loops: int, dims: Sequence[int]) -> ir.AffineMap:
     return ir.AffineMap.get(n_loops, 0, [ir.AffineDimExpr.get(d) for d in dims])
 
 
-def matmul_maps(batch: bool = False, transposed_a: bool = False) -> list[ir.AffineMap]:
+def matmul_maps(batch: bool = False, transposed_a: bool = False, broadcast: str = "") -> list[ir.AffineMap]:
     """Maps of C[b, m, n] += A[b, m, k] * B[b, k, n] (loops (b,) m, n, k); `transposed_a`: A stored
-    k x m (C = A^T B, 2-D only), the form the gradients' `h.T @ g` fold into."""
+    k x m (C = A^T B, the form the gradients' `h.T @ g` fold into); `broadcast` "a" or "b" (batched
+    only): that operand has no batch dim, the same matrix for every batch element (W @ x[b])."""
     b = [0] if batch else []
     n = len(b) + 3
     m, j, k = n - 3, n - 2, n - 1
     a = [k, m] if transposed_a else [m, k]
-    return [dims_map(n, [*b, *a]), dims_map(n, [*b, k, j]), dims_map(n, [*b, m, j])]
+    ba, bb = ([] if broadcast == "a" else b), ([] if broadcast == "b" else b)
+    return [dims_map(n, [*ba, *a]), dims_map(n, [*bb, k, j]), dims_map(n, [*b, m, j])]
 
 
 def static_shapes(op: ir.Operation) -> bool:
@@ -48,3 +50,27 @@ def loop_sizes(maps: Sequence[ir.AffineMap], types: Sequence[ir.Type], n: int) -
                 return None
             sizes[e.position] = shape[p]
     return None if None in sizes else sizes  # type: ignore[return-value]
+
+
+def defining_op(v: ir.Value) -> ir.Operation | None:
+    """The operation that produces `v` (None for a block argument)."""
+    owner = v.owner
+    if isinstance(owner, ir.OpView):
+        return owner.operation
+    return owner if isinstance(owner, ir.Operation) else None
+
+
+def zero_fill(v: ir.Value) -> ir.Operation | None:
+    """The `linalg.fill` of a constant 0 that produces `v`, if so."""
+    owner = defining_op(v)
+    if owner is None or owner.name != "linalg.fill":
+        return None
+    c = defining_op(owner.operands[0])
+    if c is None or c.name != "arith.constant":
+        return None
+    try:
+        if ir.FloatAttr(c.attributes["value"]).value != 0.0:
+            return None
+    except (ValueError, TypeError):
+        return None
+    return owner

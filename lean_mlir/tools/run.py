@@ -73,7 +73,8 @@ def load_inputs(paths: Sequence[str]) -> list[np.ndarray]:
 ALLOWED_EXTERNALS = re.compile(
     r"(a?(sin|cos|tan)h?f?|atan2f?|exp(2|m1)?f?|log(2|10|1p)?f?|erfc?f?|cbrtf?|powf?|sqrtf?|fabsf?|floorf?|ceilf?"
     r"|roundf?|fmodf?|_ZGV\w+|malloc|aligned_alloc|free|memrefCopy|__lean_\w+|mlirAsyncRuntime\w+|mgpu\w+"
-    r"|_setjmp|longjmp|pthread_[gs]etspecific|write|abort)"  # the allocation guard (backends/cpu/allocation.py)
+    r"|_setjmp|longjmp|pthread_[gs]etspecific|write|abort"  # the allocation guard (backends/cpu/allocation.py)
+    r"|scipy_cblas_[sd]gemm)"  # OpenBLAS (backends/cpu/blas.py)
 )
 
 

@@ -17,6 +17,7 @@ from ...irutils.types import Signature
 from ...options import Options
 from ...runtime import pool
 from ...runtime.packed import Entry
+from . import blas
 from .allocation import GUARD
 from .pipeline import TEMPORARY_BYTES, threads_for
 
@@ -64,6 +65,8 @@ class CpuExecutable:
         table = ir.SymbolTable(module.operation)  # a symbol lookup: printing a big module costs ~40 ms
         if any(name in table for name in _ASYNC_SYMBOLS):  # upstream lowering of a thread split
             _load_async_runtime()
+        if any(name in table for name in blas.ROUTINES.values()) and blas.library() is None:
+            raise RuntimeError("this module calls OpenBLAS, which cannot be loaded (pip install scipy-openblas32)")
         self.engine = ExecutionEngine(module, opt_level=options.opt_level, shared_libs=libs,
                                       enable_object_dump=False)
         if pool.SUBMIT_SYMBOL in table:  # the thread split (lean_mlir.lower.threads)

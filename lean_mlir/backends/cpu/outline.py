@@ -9,46 +9,29 @@ copy; outlined, it is scheduled and compiled once per kind and called from every
                                                                     -> tensor<256x1024xf32> (no_inline in LLVM)
     %c = func.call @__lean_matmul_256x1024x1024_f32(%a, %b)        (fill + matmul inside)
 
-The kind is (op, operand types, indexing maps, init): a zero-filled init moves into the kernel,
-another init becomes a third argument. One-shot bufferization across function boundaries turns the
-result into an out-param the caller allocates (no copy); `no_inline` keeps LLVM from inlining the
-kernel back into each caller.
+The kind is (op, operand types, indexing maps, init, packs): a zero-filled init moves into the kernel,
+another init becomes a third argument; the pack of an input (a `linalg.transpose` only the matmul
+reads, made by `contractions.py`) moves in too, for the schedule to fuse it into the kernel's tile
+loops. One-shot bufferization across function boundaries turns the result into an out-param the
+caller allocates (no copy); `no_inline` keeps LLVM from inlining the kernel back into each caller.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from mlir import ir
 from mlir.dialects import func as func_d
 from mlir.dialects import tensor
 
-from ...irutils.linalg import dims_map, indexing_maps, matmul_maps
+from ...irutils.linalg import defining_op, zero_fill
 from ...irutils.walk import walk
 
 KERNEL_PREFIX = "__lean_"
+# on a kernel that is to be a library call and its matmul: the call's transposes, e.g. "NT"
+LIBRARY_CALL = "lean.library_call"
+Library = Callable[[ir.Operation, tuple[bool, bool]], str | None]
 OUTLINED_OPS = ("linalg.matmul", "linalg.batch_matmul")
-
-
-def _op(owner: object) -> ir.Operation | None:
-    """The defining operation of a value's owner (None for a block argument)."""
-    if isinstance(owner, ir.OpView):
-        return owner.operation
-    return owner if isinstance(owner, ir.Operation) else None
-
-
-def _zero_fill(v: ir.Value) -> ir.Operation | None:
-    """The `linalg.fill` of a constant 0 that produces `v`, if so."""
-    owner = _op(v.owner)
-    if owner is None or owner.name != "linalg.fill":
-        return None
-    c = _op(owner.operands[0].owner)
-    if c is None or c.name != "arith.constant":
-        return None
-    try:
-        if ir.FloatAttr(c.attributes["value"]).value != 0.0:
-            return None
-    except (ValueError, TypeError):
-        return None
-    return owner
 
 
 def _kind_name(op: ir.Operation, types: list[ir.RankedTensorType], zero: bool, n: int) -> str:
@@ -58,47 +41,16 @@ def _kind_name(op: ir.Operation, types: list[ir.RankedTensorType], zero: bool, n
     return f"{KERNEL_PREFIX}{base}_{dims}_{types[-1].element_type}" + ("" if zero else "_acc") + (f"_{n}" if n else "")
 
 
-def _transpose_input(v: ir.Value) -> ir.Value | None:
-    """If `v` is produced by a 2-D transpose (a linalg.generic copying its input through the map
-    (d0, d1) -> (d1, d0)), the transposed value."""
-    op = _op(v.owner)
-    if op is None or op.name != "linalg.generic" or len(op.operands) != 2 or len(op.results) != 1:
-        return None
-    if indexing_maps(op) != [dims_map(2, [1, 0]), dims_map(2, [0, 1])]:
-        return None
-    body = op.regions[0].blocks[0]
-    ops = list(body.operations)
-    if len(ops) != 1 or ops[0].name != "linalg.yield" or ops[0].operands[0] != body.arguments[0]:
-        return None
-    return op.operands[0]
+def _pack(v: ir.Value) -> ir.Operation | None:
+    """The `linalg.transpose` that packs a contraction's input, if only the contraction reads it."""
+    op = defining_op(v)
+    return op if op is not None and op.name == "linalg.transpose" and len(list(v.uses)) == 1 else None
 
 
-def fold_transposes(module: ir.Module) -> int:
-    """`linalg.matmul(transpose(x), b)` (2-D, default maps) -> `linalg.matmul` with A's map
-    (d0, d1, d2) -> (d2, d0) reading x directly (the schedule's register tile reads rows of x).
-    The transpose disappears when nothing else uses it. Returns the number of folds."""
-    ctx = module.context
-    done = 0
-    with ctx, ir.Location.unknown(ctx):
-        for op in walk(module, "linalg.matmul"):
-            if indexing_maps(op) != matmul_maps():
-                continue
-            x = _transpose_input(op.operands[0])
-            if x is None:
-                continue
-            producer = _op(op.operands[0].owner)
-            op.operands[0] = x
-            op.attributes["indexing_maps"] = ir.ArrayAttr.get(
-                [ir.AffineMapAttr.get(m) for m in matmul_maps(transposed_a=True)])
-            if not list(producer.results[0].uses):
-                producer.erase()
-            done += 1
-    return done
-
-
-def outline_contractions(module: ir.Module) -> int:
-    """Replace each statically shaped matmul / batch_matmul by a call of its kind's kernel.
-    Returns the number of kernels created."""
+def outline_contractions(module: ir.Module, library: Library | None = None) -> int:
+    """Replace each statically shaped matmul / batch_matmul by a call of its kind's kernel (its
+    inputs' packs move in with it). `library(op, packed)`: the transposes of a library call that is
+    to be the kernel (`blas.py`), else None. Returns the number of kernels created."""
     ctx = module.context
     kernels: dict[str, str] = {}  # kind key -> function name
     names: set[str] = set()
@@ -110,9 +62,15 @@ def outline_contractions(module: ir.Module) -> int:
             if not all(isinstance(t, ir.RankedTensorType) and t.has_static_shape for t in types):
                 continue
             types = [ir.RankedTensorType(t) for t in types]
-            fill = _zero_fill(op.operands[2])
+            fill = zero_fill(op.operands[2])
+            packs = [_pack(v) for v in op.operands[:2]]
+            args = [v if p is None else p.operands[0] for v, p in zip(op.operands[:2], packs, strict=True)]
+            args += [] if fill is not None else [op.operands[2]]
             attrs = {a: str(op.attributes[a]) for a in op.attributes}
-            key = (op.name, tuple(str(t) for t in types), tuple(sorted(attrs.items())), fill is not None)
+            perms = tuple(None if p is None else str(p.attributes["permutation"]) for p in packs)
+            call = library(op, (packs[0] is not None, packs[1] is not None)) if library is not None else None
+            key = (op.name, tuple(str(v.type) for v in args), tuple(sorted(attrs.items())), fill is not None, perms,
+                   call)
             name = kernels.get(str(key))
             if name is None:
                 n = 0
@@ -122,26 +80,26 @@ def outline_contractions(module: ir.Module) -> int:
                     name = _kind_name(op, types, fill is not None, n)
                 names.add(name)
                 kernels[str(key)] = name
-                _make_kernel(module, op, name, types, fill)
-            args = list(op.operands[:2]) if fill is not None else list(op.operands)
+                _make_kernel(module, op, name, [ir.RankedTensorType(v.type) for v in args], types[2], fill, packs, call)
             with ir.InsertionPoint(op):
                 call = func_d.CallOp([types[2]], name, args)
             op.results[0].replace_all_uses_with(call.result)
             op.erase()
-            if fill is not None and not list(fill.results[0].uses):
-                fill.erase()
+            for p in [fill, *packs]:
+                if p is not None and not list(p.results[0].uses):
+                    p.erase()
     return len(kernels)
 
 
-def _make_kernel(module: ir.Module, op: ir.Operation, name: str, types: list[ir.RankedTensorType],
-                 fill: ir.Operation | None) -> None:
-    ins = types[:2] if fill is not None else types
+def _make_kernel(module: ir.Module, op: ir.Operation, name: str, ins: list[ir.RankedTensorType],
+                 result: ir.RankedTensorType, fill: ir.Operation | None, packs: list[ir.Operation | None],
+                 call: str | None) -> None:
     with ir.InsertionPoint(module.body):
-        f = func_d.FuncOp(name, ir.FunctionType.get(ins, [types[2]]), visibility="private")
+        f = func_d.FuncOp(name, ir.FunctionType.get(ins, [result]), visibility="private")
     entry = f.add_entry_block()
     with ir.InsertionPoint(entry):
         if fill is not None:
-            empty = tensor.EmptyOp(list(types[2].shape), types[2].element_type).result
+            empty = tensor.EmptyOp(list(result.shape), result.element_type).result
             cst = fill.operands[0].owner.clone()
             new_fill = fill.clone()
             new_fill.operands[0] = cst.results[0]
@@ -149,10 +107,21 @@ def _make_kernel(module: ir.Module, op: ir.Operation, name: str, types: list[ir.
             init = new_fill.results[0]
         else:
             init = entry.arguments[2]
+        operands = []
+        for i, p in enumerate(packs):
+            v = entry.arguments[i]
+            if p is not None:
+                t = ir.RankedTensorType(p.results[0].type)
+                empty = tensor.EmptyOp(list(t.shape), t.element_type).result
+                pack = p.clone()
+                pack.operands[0], pack.operands[1] = v, empty
+                v = pack.results[0]
+            operands.append(v)
         mm = op.clone()
-        mm.operands[0] = entry.arguments[0]
-        mm.operands[1] = entry.arguments[1]
+        mm.operands[0], mm.operands[1] = operands
         mm.operands[2] = init
+        if call is not None:  # made a library call after bufferization (`blas.py`); not scheduled till then
+            f.attributes[LIBRARY_CALL] = mm.attributes[LIBRARY_CALL] = ir.StringAttr.get(call)
         func_d.ReturnOp([mm.results[0]])
 
 

@@ -5,8 +5,9 @@ Input: a module of `func.func`s over statically shaped ranked tensors of f32/f64
 linalg (named ops and generics), tensor, arith and math ops. `lower` rewrites it in place:
 
 1. fuse: elementwise named ops are generalized and fused (upstream, then multi-use: `fusion.py`);
-2. schedule: matmuls folded with their transposes and outlined into one kernel per kind
-   (`outline.py`), then transform-dialect schedules per op family (`schedules/`) tile and vectorize
+2. schedule: every contraction in the forms of the matmul kernels (`contractions.py`), outlined into
+   one kernel per kind (`outline.py`; large ones OpenBLAS calls where faster here, `blas.py`),
+   then transform-dialect schedules per op family (`schedules/`) tile and vectorize
    contractions, elementwise loops and full reductions, with constants from the target description
    (`target.py`) and a thread split where loops are large;
 3. bufferize: out-params, so a public `f(args) -> (r1, r2)` becomes `f(args, o1, o2) -> ()`;
@@ -30,10 +31,11 @@ from ...irutils.passes import Passes, run_passes
 from ...irutils.walk import funcs, is_public, symbol_name, walk
 from ...options import Options
 from ...runtime import pool
-from . import threads
+from . import blas, threads
 from .allocation import check_allocations
+from .contractions import canonicalize_contractions
 from .fusion import fuse
-from .outline import fold_transposes, mark_noinline, outline_contractions
+from .outline import mark_noinline, outline_contractions
 from .schedules import Context, schedule
 from .target import CpuTarget, target
 from .vecmath import fast_tanh_f32, vector_math, vector_math_to_calls
@@ -77,14 +79,16 @@ def _stage(name: str) -> Callable[[ir.Module, Build], None]:
 
 
 def _outline(module: ir.Module, build: Build) -> None:
-    fold_transposes(module)
+    canonicalize_contractions(module)
     if build.options.outline:
-        outline_contractions(module)
+        outline_contractions(module, lambda op, packed: blas.wanted(op, packed, build.options, build.target,
+                                                                     build.threads))
 
 
 def _private_without_c_wrappers(module: ir.Module, build: Build) -> None:
-    """Private functions (outlined kernels) are only called from the module: no C wrapper."""
-    for f in funcs(module, defined=True):
+    """Private functions (outlined kernels, library declarations) are only called from the module: no
+    C wrapper."""
+    for f in funcs(module):
         if not is_public(f) and "llvm.emit_c_interface" in f.attributes:
             del f.attributes["llvm.emit_c_interface"]
 
@@ -137,6 +141,7 @@ STEPS: tuple[tuple[str, Callable[[ir.Module, Build], None]], ...] = (
     ("post-schedule", _passes(POST_SCHEDULE)),
     ("stage scheduled", _stage("scheduled")),
     ("bufferize", lambda module, build: bufferize(module)),
+    ("library-calls", lambda module, build: blas.call_library(module, build.threads)),
     ("measure-temporaries", _measure_temporaries),
     ("c-wrappers", _passes(C_WRAPPERS)),
     ("private-without-c-wrappers", _private_without_c_wrappers),

@@ -124,7 +124,8 @@ def test_thread_split_without_coroutines(set_threads: Callable[[int], None]) -> 
 @pytest.mark.parametrize("t", ["f32", "f64"])
 def test_transpose_folded_into_matmul(m: int, k: int, n: int, t: str, rng: np.random.Generator) -> None:
     """`transpose(x) @ b` (a gradient's `h.T @ g`) reads x through the matmul's A map; no transpose
-    is left; values as NumPy's, for tiled and odd shapes. `a @ transpose(w)` keeps its transpose."""
+    is left; values as NumPy's, for tiled and odd shapes. `a @ transpose(w)` packs w inside its kernel
+    (tests/backends/cpu/test_contractions.py)."""
     dt = np.float32 if t == "f32" else np.float64
     o = lm.compile_out(lambda x, b: lm.transpose(x, (1, 0)) @ b, lm.Spec((k, m), t), lm.Spec((k, n), t))
     sched = o.ir("scheduled")
