@@ -84,15 +84,9 @@ class _Compiled:
                  wrt: Sequence[int] | None = None, options: Options | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        self.fn = fn
-        self.specs = [to_spec(s) for s in specs]
-        self.wrt = normalize_wrt(wrt, len(self.specs), getattr(fn, "__name__", "fn"))
-        self.backend = backend
-        # argument names for error messages, per entry point (after the inputs)
-        inputs = tuple(f"input {i}" for i in range(len(self.specs)))
-        tangents = lambda name: tuple(f"{name}[{k}] (tangent of input {i})" for k, i in enumerate(self.wrt))
-        self._labels = {"f_jvp": inputs + tangents("dxs"), "f_vjp": (*inputs, "seed"),
-                        "f_vjp_jvp": (*inputs, "seed", *tangents("vs"))}
+        self.fn: Callable[..., Any] | None = fn
+        self._set_signature([to_spec(s) for s in specs], normalize_wrt(wrt, len(specs), getattr(fn, "__name__", "fn")),
+                            backend)
         with make_context(), ir.Location.unknown():
             module = ir.Module.create()
             f = trace(fn, self.specs, "f", module)
@@ -102,6 +96,20 @@ class _Compiled:
             verify(module)
         self.options = options if options is not None else Options()
         self.program = Program(str(module), backend, ("f", "f_jvp", "f_vjp"), self.options)
+
+    def _set_signature(self, specs: list[Spec], wrt: list[int], backend: str) -> None:
+        self.specs, self.wrt, self.backend = specs, wrt, backend
+        # argument names for error messages, per entry point (after the inputs)
+        inputs = tuple(f"input {i}" for i in range(len(self.specs)))
+        tangents = lambda name: tuple(f"{name}[{k}] (tangent of input {i})" for k, i in enumerate(self.wrt))
+        self._labels = {"f_jvp": inputs + tangents("dxs"), "f_vjp": (*inputs, "seed"),
+                        "f_vjp_jvp": (*inputs, "seed", *tangents("vs"))}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its lean IR, specs, wrt, backend and options (not the Python function): the
+        receiving process compiles the IR again, or takes it from its compile cache."""
+        return _unpickle, (type(self), self.program.lean_text, tuple(self.specs), tuple(self.wrt), self.out_spec,
+                           self.backend, self.options)
 
     def _check_results(self, results: list[Spec]) -> None:
         if len(results) != 1:
@@ -195,6 +203,22 @@ class CompiledOut(_Compiled):
         """Cotangents of the `wrt` inputs for the output cotangent `seed` (the output's shape)."""
         self._check_xs(xs)
         return self.program.run("f_vjp", [*xs, seed], self._labels["f_vjp"])
+
+
+def _unpickle(cls: type[_Compiled], lean_text: str, specs: tuple[Spec, ...], wrt: tuple[int, ...], out_spec: Spec,
+              backend: str, options: Options) -> _Compiled:
+    key = (cls, lean_text, specs, wrt, backend, options)
+    hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    compiled = cls.__new__(cls)
+    compiled.fn = None
+    compiled._set_signature(list(specs), list(wrt), backend)
+    compiled.out_spec = out_spec
+    compiled.options = options
+    compiled.program = Program(lean_text, backend, ("f", "f_jvp", "f_vjp"), options)
+    _cache.put(key, compiled)
+    return compiled
 
 
 def _check_seq(v: Any, name: str) -> None:
