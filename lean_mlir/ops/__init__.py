@@ -31,17 +31,17 @@ from .elementwise import (
 )
 from .nn import log_softmax, logsumexp, softmax
 from .reduce import max, mean, sum
-from .shape import broadcast_to, concatenate, pad, reshape, slice, transpose
+from .shape import broadcast_to, concatenate, getitem, pad, reshape, slice, swapaxes, transpose
 from .tensor import API, Tensor, TraceError, constant, emit, user_code
 
 __all__ = [
     "API", "OPS", "OpDef", "ShapeError", "Spec", "Tensor", "TraceError", "constant", "emit", "f32", "f64", "lookup",
     "user_code",
     # the front-end functions (lm.abs, ...), which Tensor's operators and methods call through API
-    "abs", "add", "broadcast_to", "clamp", "concatenate", "conv2d", "cos", "div", "equal", "exp", "greater",
-    "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "mul", "neg", "pad",
-    "pow", "relu", "reshape", "sigmoid", "sign", "sin", "slice", "softmax", "softplus", "sqrt", "square",
-    "stop_gradient", "sub", "sum", "tanh", "transpose",
+    "abs", "add", "broadcast_to", "clamp", "concatenate", "conv2d", "cos", "div", "equal", "exp", "getitem",
+    "greater", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "mul", "neg",
+    "pad", "pow", "relu", "reshape", "sigmoid", "sign", "sin", "slice", "softmax", "softplus", "sqrt", "square",
+    "stop_gradient", "sub", "sum", "swapaxes", "tanh", "transpose",
 ]
 FUNCTIONS = __all__[__all__.index("abs"):]
 API.update({name: globals()[name] for name in FUNCTIONS})

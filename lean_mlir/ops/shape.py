@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Sequence
 
@@ -202,3 +203,78 @@ def pad(x: Tensor, low: Sequence[int], shape: Sequence[int]) -> Tensor:
     """Zero-pad `x` into `shape`, with `low` elements before it on each axis (lean.pad)."""
     low, shape = tuple(map(int, low)), tuple(map(int, shape))
     return x if shape == expect_tensor(x, "pad").shape else emit("pad", [x], shape=shape, low=low)
+
+
+# ---- front-end compositions (no op of their own): swapaxes, NumPy basic indexing
+def swapaxes(x: Tensor, a: int, b: int) -> Tensor:
+    """NumPy's swapaxes (torch's transpose(a, b)): a transpose exchanging two axes."""
+    x = expect_tensor(x, "swapaxes")
+    try:
+        a, b = normalize_axis(a, x.ndim), normalize_axis(b, x.ndim)
+    except ShapeError as e:
+        raise trace_error("swapaxes", e) from None
+    perm = list(range(x.ndim))
+    perm[a], perm[b] = b, a
+    return transpose(x, perm)
+
+
+def _index_items(key: object, rank: int) -> list[object]:
+    """`key` as one item per axis (Ellipsis expanded to full slices) plus the Nones, in order."""
+    items = list(key) if isinstance(key, tuple) else [key]
+    for item in items:
+        if not (item is None or item is Ellipsis or isinstance(item, builtins.slice)
+                or (isinstance(item, int | np.integer) and not isinstance(item, bool | np.bool_))):
+            what = type(item).__name__
+            arrays = " (integer-array indexing is not available yet)" if what in ("list", "ndarray", "Tensor") else ""
+            raise IndexError(f"only integers, slices (`:`), ellipsis (`...`) and None are valid indices of a traced "
+                             f"value, got {what}{arrays}")
+    if items.count(Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    used = sum(item is not None and item is not Ellipsis for item in items)
+    if used > rank:
+        raise IndexError(f"too many indices: the value has rank {rank}, {used} were indexed")
+    fill = [builtins.slice(None)] * (rank - used)
+    if Ellipsis in items:
+        i = items.index(Ellipsis)
+        return items[:i] + fill + items[i + 1:]
+    return items + fill
+
+
+def getitem(x: Tensor, key: object) -> Tensor:
+    """NumPy basic indexing of a traced value: integers (negative from the end), slices with
+    positive steps, None (a new axis) and Ellipsis, as unit-stride lean.slice windows; a step s > 1
+    pads the window to a multiple of s, reshapes each such axis into (count, s) and keeps index 0."""
+    x = expect_tensor(x, "getitem")
+    start, window, counts, steps, out_shape = [], [], [], [], []
+    axis = 0
+    for item in _index_items(key, x.ndim):
+        if item is None:
+            out_shape.append(1)
+            continue
+        n = x.shape[axis]
+        if isinstance(item, builtins.slice):
+            lo, hi, step = item.indices(n)
+            if step < 0:
+                raise IndexError(f"negative slice steps ({item}) are not available on traced values yet")
+            count = len(range(lo, hi, step))
+            out_shape.append(count)
+        else:
+            i = int(item)
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for axis {axis} with size {n}")
+            lo, step, count = i % n, 1, 1
+        start.append(lo if count else 0)
+        window.append(step * (count - 1) + 1 if count else 0)
+        counts.append(count)
+        steps.append(step)
+        axis += 1
+    y = slice(x, start, window)
+    strided = [s > 1 and c > 1 for s, c in zip(steps, counts, strict=True)]
+    if any(strided):
+        padded = [c * s if st else w for w, c, s, st in zip(window, counts, steps, strided, strict=True)]
+        y = pad(y, [0] * len(padded), padded)
+        split = [d for w, c, s, st in zip(padded, counts, steps, strided, strict=True)
+                 for d in ((c, s) if st else (w,))]
+        kept = [d for c, st in zip(counts, strided, strict=True) for d in ((c, 1) if st else (c,))]
+        y = slice(reshape(y, split), [0] * len(split), kept)
+    return reshape(y, tuple(out_shape))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -94,12 +95,52 @@ class Tensor:
     def __pos__(self) -> Tensor:
         return self
 
+    def __abs__(self) -> Tensor:
+        return API["abs"](self)
+
+    def __getitem__(self, key: Any) -> Tensor:
+        """NumPy basic indexing: x[i], x[a:b], x[:, ::2], x[..., None], negative indices."""
+        return API["getitem"](self, key)
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a rank-0 traced value")
+        return self.shape[0]
+
+    size = property(lambda self: math.prod(self.shape))
+
     @property
     def T(self) -> Tensor:  # noqa: N802 - NumPy's name
         return API["transpose"](self)
 
     def reshape(self, *shape: Any) -> Tensor:
         return API["reshape"](self, shape[0] if len(shape) == 1 else shape)
+
+    def transpose(self, *axes: Any) -> Tensor:
+        """NumPy's: no axes reverses them; axes as one tuple or as arguments."""
+        return API["transpose"](self, axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes or None)
+
+    def swapaxes(self, a: int, b: int) -> Tensor:
+        return API["swapaxes"](self, a, b)
+
+    def astype(self, dtype: Any) -> Tensor:
+        try:
+            name = dtype if dtype in ("f32", "f64") else {"float32": "f32", "float64": "f64"}.get(np.dtype(dtype).name)
+        except TypeError:
+            name = None
+        if name is None:
+            raise TypeError(f"astype: expected f32 or f64 (or a NumPy float dtype), got {dtype!r}")
+        if name != self.dtype:
+            raise TypeError(f"astype({name}) of a {self.dtype} value: lean has no conversion op yet")
+        return self
+
+    # the unary math functions as methods (x.exp(), x.tanh(), ...), as NumPy arrays and torch tensors have
+    for _name in ("exp", "log", "sin", "cos", "tanh", "sqrt", "abs", "sign", "sigmoid", "relu", "softplus", "square"):
+        locals()[_name] = (lambda name: lambda self: API[name](self))(_name)
+    del _name
+
+    def clip(self, lo: float, hi: float) -> Tensor:
+        return API["clamp"](self, lo, hi)
 
     def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         return API["sum"](self, axis, keepdims)
