@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from itertools import groupby, product
 
 from mlir import ir
-from mlir.dialects import linalg
+from mlir.dialects import arith, linalg
 
 from ...irutils import builders as LL
-from ...irutils.linalg import defining_op, indexing_maps, iterator_types, matmul_maps, zero_fill
+from ...irutils.linalg import defining_op, indexing_maps, iterator_types, loop_sizes, matmul_maps, zero_fill
 from ...irutils.walk import walk
 
 CONTRACTIONS = ("linalg.matmul", "linalg.batch_matmul", "linalg.generic")
@@ -68,6 +68,94 @@ def _mul_add(op: ir.Operation) -> bool:
     x, y, acc = op.regions[0].blocks[0].arguments
     mul, add, yld = ops
     return _of(mul, "arith.mulf", x, y) and _of(add, "arith.addf", acc, mul.result) and yld.operands[0] == add.result
+
+
+def _slice(root: ir.Value, body: list[ir.Operation]) -> list[ir.Operation] | None:
+    """The body ops `root` is computed by, in body order; None if `root` is not computed in the body."""
+    seen: list[ir.Operation] = []
+    stack = [root]
+    while stack:
+        v = stack.pop()
+        o = defining_op(v)
+        if o is None or all(o != s for s in body) or any(o == s for s in seen):
+            continue
+        seen.append(o)
+        stack.extend(o.operands)
+    return [o for o in body if any(o == s for s in seen)] or None
+
+
+def _depends_on(ops: list[ir.Operation], args: list[ir.Value]) -> list[int]:
+    """Which of the block arguments `args` the ops read."""
+    return sorted({i for o in ops for v in o.operands for i, a in enumerate(args) if v == a})
+
+
+def _clone_into(chain: list[ir.Operation], mapping: list[tuple[ir.Value, ir.Value]], root: ir.Value) -> ir.Value:
+    """Clone `chain` at the insertion point, reading mapping's new values for its old ones; `root`'s
+    clone."""
+    for o in chain:
+        c = o.clone()
+        for k, operand in enumerate(c.operands):
+            new = next((n for old, n in mapping if old == operand), None)
+            if new is not None:
+                c.operands[k] = new
+        mapping = mapping + list(zip(o.results, c.results, strict=True))
+    return next(n for old, n in mapping if old == root)
+
+
+def split_prologues(op: ir.Operation) -> bool:
+    """A contraction generic whose body computes acc + f(xs) * g(ys) (the fusion moved elementwise
+    producers of its inputs into it: a bias add, a layer norm, a GELU, a softmax before the matmul)
+    gets f and g back out as generics over the loop dims their inputs span, computed once per element
+    instead of once per multiply-add; the contraction is then a plain mul-add of two inputs.
+    Returns whether it split anything."""
+    if op.name != "linalg.generic" or len(op.results) != 1 or len(op.operands) < 3:
+        return False
+    block = op.regions[0].blocks[0]
+    args = list(block.arguments)
+    ins, acc = args[:-1], args[-1]
+    *rest, add, yld = _body(op)
+    if yld.operands[0] != add.result or add.name != "arith.addf" or acc not in list(add.operands):
+        return False
+    mul = defining_op(add.operands[1] if add.operands[0] == acc else add.operands[0])
+    if mul is None or mul.name != "arith.mulf" or all(mul != o for o in rest):
+        return False
+    others = [o for o in rest if o != mul]
+    chains = [_slice(v, others) or [] for v in mul.operands]
+    if not any(chains):
+        return False  # a plain mul-add
+    used = [o for c in chains for o in c]
+    if len(used) != len(others) or any(o == q for i, o in enumerate(used) for q in used[:i]):
+        return False  # ops shared between the two sides, or ops neither side needs
+    # the inputs each side reads: at least one each, none of them both sides' nor acc
+    reads = [_depends_on(c, ins) if c else [k for k, a in enumerate(ins) if v == a]
+             for c, v in zip(chains, mul.operands, strict=True)]
+    if not all(reads) or set(reads[0]) & set(reads[1]) or any(acc in list(o.operands) for o in used):
+        return False
+    maps = [_dims(m) for m in indexing_maps(op)]
+    types = [v.type for v in op.operands]
+    sizes = loop_sizes(indexing_maps(op), types, len(iterator_types(op)))
+    if sizes is None or None in maps:
+        return False
+    elem = ir.RankedTensorType(types[-1]).element_type
+    new_ins, new_maps = [], []
+    with ir.InsertionPoint(op), op.location:
+        for chain, read, root in zip(chains, reads, list(mul.operands), strict=True):
+            if not chain:  # the input itself
+                new_ins.append(op.operands[read[0]])
+                new_maps.append(indexing_maps(op)[read[0]])
+                continue
+            dims = sorted({d for i in read for d in maps[i]})
+            t = LL.tensor_type([sizes[d] for d in dims], elem)
+            body = lambda *xs, chain=chain, read=read, root=root: _clone_into(
+                chain, [(ins[i], x) for i, x in zip(read, xs, strict=True)], root)
+            new_ins.append(LL.parallel(body, [op.operands[i] for i in read], t,
+                                       [[dims.index(d) for d in maps[i]] for i in read]))
+            new_maps.append(ir.AffineMap.get(len(sizes), 0, [ir.AffineDimExpr.get(d) for d in dims]))
+        result = LL.generic(new_ins, new_maps, op.operands[-1], indexing_maps(op)[-1], iterator_types(op),
+                            lambda a, b, c: arith.AddFOp(c, arith.MulFOp(a, b).result).result)
+    op.results[0].replace_all_uses_with(result)
+    op.erase()
+    return True
 
 
 def _one_generic(v: ir.Value, n_ops: int) -> ir.Operation | None:
@@ -293,6 +381,8 @@ def canonicalize_contractions(module: ir.Module) -> int:
     Returns the number of rewrites."""
     done = 0
     with module.context:
+        for op in walk(module, "linalg.generic", where=lambda o: "reduction" in iterator_types(o)):
+            split_prologues(op)
         for op in walk(module, CONTRACTIONS, where=_contraction):
             plans = [p for p in map(_plan, _forms(op)) if p is not None]
             if not plans:

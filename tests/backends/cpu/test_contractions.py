@@ -25,6 +25,10 @@ def _bcast(x: Any, shape: tuple[int, ...]) -> Any:
     return lm.broadcast_to(x, shape) if isinstance(x, lm.Tensor) else np.broadcast_to(x, shape)
 
 
+def _tanh(x: Any) -> Any:
+    return lm.tanh(x) if isinstance(x, lm.Tensor) else np.tanh(x)
+
+
 def _swap(x: Any) -> Any:
     return _t(x, *range(x.ndim - 2), x.ndim - 1, x.ndim - 2)
 
@@ -64,6 +68,10 @@ CASES: dict[str, tuple[Callable[..., Any], list[tuple[int, ...]]]] = {
     "swapped batch rows": (lambda x, w: _t(x, 1, 0, 2) @ w, [(5, 3, 7), (7, 32)]),
     "result transposed": (lambda a, b: _swap(a @ b), [(3, 16, 24), (3, 24, 32)]),
     "result broadcast": (lambda a, b: _bcast(a @ b, (2, 7, 5)), [(7, 13), (13, 5)]),
+    # an elementwise producer the fusion moved into the contraction, split back out
+    "prologue reshape": (lambda x, w: _tanh(x).reshape((64, 24)) @ w, [(4, 16, 24), (24, 32)]),
+    "prologues both": (lambda x, w: _tanh(x) @ (_t(w, 1, 0) * 2.0), [(16, 24), (32, 24)]),
+    "bias prologue": (lambda x, b, w: _tanh(x + b).reshape((64, 24)) @ w, [(4, 16, 24), (24,), (24, 32)]),
 }
 
 TOL = {"f32": 1e-4, "f64": 1e-12}
@@ -99,7 +107,8 @@ def _bodies(sched: str) -> dict[str, str]:
 # the cases whose every contraction (forward, JVP, VJP) has a register tile on the host (not "prime k":
 # its dw has 257 columns, which no register tile divides)
 TILED = ["2d B^T tiled", "2d B^T cache blocks", "batch B^T tiled", "batch A^T tiled", "rank 4 q k^T", "rank 5 B^T",
-         "x[b,t] @ w tiled", "x[b,t] @ w^T tiled", "w @ x[b] tiled", "result transposed"]
+         "x[b,t] @ w tiled", "x[b,t] @ w^T tiled", "w @ x[b] tiled", "result transposed", "prologue reshape",
+         "prologues both"]
 
 
 @pytest.mark.parametrize("dtype", ["f32", "f64"])
@@ -119,6 +128,15 @@ def test_contraction_reaches_the_kernel(name: str, dtype: str) -> None:
     for k in kernels:
         assert re.search(rf"vector\.fma %\w+, %\w+, %\w+ : vector<\d+x{dtype}>", k), k
         assert not re.search(rf"linalg\.(generic|matmul|batch_matmul|transpose)|arith\.mulf .*: {dtype}\n", k), k
+
+
+def test_prologue_of_several_inputs_is_split_out() -> None:
+    """`tanh(x + b).reshape(...) @ w`: the fusion moves the bias add and the tanh into the contraction;
+    they come back out as one elementwise generic over x's dims and the matmul reaches its kernel (the
+    VJP's bias gradient is a column sum, not a contraction)."""
+    c, _, _ = _compile("bias prologue", "f32")
+    body = _bodies(c.ir("scheduled"))["f"]
+    assert "call @__lean_matmul" in body and not re.search(r"linalg\.(generic|matmul)", body), body
 
 
 def test_broadcast_batch_is_one_matmul() -> None:
