@@ -156,29 +156,51 @@ def _lower_xpad(x: ir.Value, padding: tuple[int, ...]) -> ir.Value:
     return LL.insert(x, LL.zeros(t), (0, 0, *padding))
 
 
+def _patches(x: ir.Value, kh: int, kw: int, stride: tuple, oh: int, ow: int) -> ir.Value:
+    """im2col: P[n, c, p, q, i, j] = x[n, c, i*sh + p, j*sw + q] (x padded), shaped (n, c*kh*kw, oh*ow)
+    (rows past the last window, which a stride may skip, are cut off first: linalg wants each
+    operand exactly as large as its map reaches)."""
+    n, c, _, _ = _shape(x)
+    elem = ir.RankedTensorType(x.type).element_type
+    used = [(oh - 1) * stride[0] + kh, (ow - 1) * stride[1] + kw]
+    if used != _shape(x)[2:]:
+        x = LL.extract(x, (0, 0, 0, 0), LL.tensor_type([n, c, *used], elem))
+    d = [ir.AffineDimExpr.get(i) for i in range(6)]
+    p = LL.parallel(lambda v: v, [x], LL.tensor_type([n, c, kh, kw, oh, ow], elem),
+                    [[0, 1, d[4] * stride[0] + d[2], d[5] * stride[1] + d[3]]])
+    return LL.reshape(p, LL.tensor_type([n, c * kh * kw, oh * ow], elem))
+
+
+def _conv_of_padded(x: ir.Value, w: ir.Value, t: ir.RankedTensorType, stride: tuple) -> ir.Value:
+    """y[n, o, i, j] = sum_{c,p,q} x[n, c, i*sh+p, j*sw+q] w[o, c, p, q], as w (o, c*kh*kw) @ P[n]
+    (a contraction with A broadcast over n, which the back ends run as their matmul kernels)."""
+    n, o, oh, ow = t.shape
+    _, c, kh, kw = _shape(w)
+    k = c * kh * kw
+    w2 = LL.reshape(w, LL.tensor_type([o, k], t.element_type))
+    y = LL.generic([w2, _patches(x, kh, kw, stride, oh, ow)], [LL.affine_map(4, [1, 3]), LL.affine_map(4, [0, 3, 2])],
+                   LL.zeros(LL.tensor_type([n, o, oh * ow], t.element_type)), LL.affine_map(4, [0, 1, 2]),
+                   ["parallel"] * 3 + ["reduction"], lambda wv, pv, acc: arith.addf(acc, arith.mulf(wv, pv)))
+    return LL.reshape(y, t)
+
+
 def _lower_conv(ops: list[ir.Value], t: ir.RankedTensorType, stride: tuple, padding: tuple) -> ir.Value:
     x, w = ops
-    return linalg.conv_2d_nchw_fchw(_lower_xpad(x, padding), w, outs=[LL.zeros(t)], strides=list(stride),
-                                    dilations=[1, 1])
+    return _conv_of_padded(_lower_xpad(x, padding), w, t, stride)
 
 
 def _lower_filter_grad(ops: list[ir.Value], t: ir.RankedTensorType, stride: tuple,
                        padding: tuple) -> ir.Value:
-    """dw[o,c,p,q] = sum_{n,i,j} xpad[n, c, i*s+p, j*s+q] * g[n,o,i,j]: a generic over (o,c,p,q,n,i,j)."""
+    """dw[o, c, p, q] = sum_{n,i,j} xpad[n, c, i*s+p, j*s+q] * g[n, o, i, j] = sum_{n,ij} g[n, o, ij] P[n, k, ij]."""
     x, g = ops
-    d = [ir.AffineDimExpr.get(i) for i in range(7)]
-    xmap = LL.affine_map(7, [4, 1, d[5] * stride[0] + d[2], d[6] * stride[1] + d[3]])
-    xpad = _lower_xpad(x, padding)
-    # linalg wants each operand exactly as large as its map reaches: rows past the last window (a
-    # stride that skips the input's tail) are cut off
-    n, c, hp, wp = _shape(xpad)
-    _, _, oh, ow = _shape(g)
-    used = [(oh - 1) * stride[0] + t.shape[2], (ow - 1) * stride[1] + t.shape[3]]
-    if used != [hp, wp]:
-        xpad = LL.extract(xpad, (0, 0, 0, 0), LL.tensor_type([n, c, *used], t.element_type))
-    return LL.generic([xpad, g], [xmap, LL.affine_map(7, [4, 0, 5, 6])], LL.zeros(t),
-                      LL.affine_map(7, [0, 1, 2, 3]), ["parallel"] * 4 + ["reduction"] * 3,
-                      lambda xv, gv, acc: arith.addf(acc, arith.mulf(xv, gv)))
+    o, c, kh, kw = t.shape
+    n, _, oh, ow = _shape(g)
+    g2 = LL.reshape(g, LL.tensor_type([n, o, oh * ow], t.element_type))
+    dw = LL.generic([g2, _patches(_lower_xpad(x, padding), kh, kw, stride, oh, ow)],
+                    [LL.affine_map(4, [2, 0, 3]), LL.affine_map(4, [2, 1, 3])],
+                    LL.zeros(LL.tensor_type([o, c * kh * kw], t.element_type)), LL.affine_map(4, [0, 1]),
+                    ["parallel"] * 2 + ["reduction"] * 2, lambda gv, pv, acc: arith.addf(acc, arith.mulf(gv, pv)))
+    return LL.reshape(dw, t)
 
 
 def _lower_input_grad(ops: list[ir.Value], t: ir.RankedTensorType, stride: tuple, padding: tuple) -> ir.Value:
@@ -195,7 +217,7 @@ def _lower_input_grad(ops: list[ir.Value], t: ir.RankedTensorType, stride: tuple
     d = [ir.AffineDimExpr.get(i) for i in range(4)]
     flip = [1, 0, ir.AffineConstantExpr.get(kh - 1) - d[2], ir.AffineConstantExpr.get(kw - 1) - d[3]]
     wf = LL.parallel(lambda v: v, [w], LL.tensor_type([c, o, kh, kw], elem), [flip])
-    return linalg.conv_2d_nchw_fchw(dil, wf, outs=[LL.zeros(t)], strides=[1, 1], dilations=[1, 1])
+    return _conv_of_padded(dil, wf, t, (1, 1))
 
 
 def _conv(x: Tensor, w: Tensor, a: dict) -> Tensor:

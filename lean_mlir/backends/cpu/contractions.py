@@ -37,7 +37,7 @@ from mlir import ir
 from mlir.dialects import arith, linalg
 
 from ...irutils import builders as LL
-from ...irutils.linalg import defining_op, indexing_maps, iterator_types, loop_sizes, matmul_maps, zero_fill
+from ...irutils.linalg import defining_op, indexing_maps, iterator_types, matmul_maps, zero_fill
 from ...irutils.walk import walk
 
 CONTRACTIONS = ("linalg.matmul", "linalg.batch_matmul", "linalg.generic")
@@ -102,12 +102,32 @@ def _clone_into(chain: list[ir.Operation], mapping: list[tuple[ir.Value, ir.Valu
     return next(n for old, n in mapping if old == root)
 
 
+def _expr_dims(e: ir.AffineExpr) -> set[int]:
+    """The loop dims an affine expression reads."""
+    if isinstance(e, ir.AffineDimExpr):
+        return {e.position}
+    if isinstance(e, ir.AffineBinaryExpr):
+        return _expr_dims(e.lhs) | _expr_dims(e.rhs)
+    return set()
+
+
+def _sizes(op: ir.Operation) -> list[int] | None:
+    """Loop ranges read off the operand dims indexed by a plain loop dim; None if one is left unknown."""
+    sizes: list[int | None] = [None] * len(iterator_types(op))
+    for m, v in zip(indexing_maps(op), op.operands, strict=True):
+        for e, n in zip(m.results, ir.RankedTensorType(v.type).shape, strict=True):
+            if isinstance(e, ir.AffineDimExpr):
+                sizes[e.position] = n
+    return None if None in sizes else sizes  # type: ignore[return-value]
+
+
 def split_prologues(op: ir.Operation) -> bool:
     """A contraction generic whose body computes acc + f(xs) * g(ys) (the fusion moved elementwise
-    producers of its inputs into it: a bias add, a layer norm, a GELU, a softmax before the matmul)
-    gets f and g back out as generics over the loop dims their inputs span, computed once per element
-    instead of once per multiply-add; the contraction is then a plain mul-add of two inputs.
-    Returns whether it split anything."""
+    producers of its inputs into it: a bias add, a layer norm, a GELU, a softmax before the matmul),
+    or that reads an input through affine expressions (a convolution's windows, x[n, c, i*s + p, ...]),
+    gets f and g (or the window copy: im2col) back out as generics over the loop dims their inputs
+    span, computed once per element instead of once per multiply-add; the contraction is then a plain
+    mul-add of two inputs read through plain loop dims. Returns whether it split anything."""
     if op.name != "linalg.generic" or len(op.results) != 1 or len(op.operands) < 3:
         return False
     block = op.regions[0].blocks[0]
@@ -121,8 +141,6 @@ def split_prologues(op: ir.Operation) -> bool:
         return False
     others = [o for o in rest if o != mul]
     chains = [_slice(v, others) or [] for v in mul.operands]
-    if not any(chains):
-        return False  # a plain mul-add
     used = [o for c in chains for o in c]
     if len(used) != len(others) or any(o == q for i, o in enumerate(used) for q in used[:i]):
         return False  # ops shared between the two sides, or ops neither side needs
@@ -131,27 +149,33 @@ def split_prologues(op: ir.Operation) -> bool:
              for c, v in zip(chains, mul.operands, strict=True)]
     if not all(reads) or set(reads[0]) & set(reads[1]) or any(acc in list(o.operands) for o in used):
         return False
-    maps = [_dims(m) for m in indexing_maps(op)]
-    types = [v.type for v in op.operands]
-    sizes = loop_sizes(indexing_maps(op), types, len(iterator_types(op)))
-    if sizes is None or None in maps:
+    maps = indexing_maps(op)
+    if _dims(maps[-1]) is None:
         return False
-    elem = ir.RankedTensorType(types[-1]).element_type
+    plain = [_dims(m) is not None for m in maps]
+    split = [bool(c) or not all(plain[i] for i in r) for c, r in zip(chains, reads, strict=True)]
+    sizes = _sizes(op)
+    if not any(split) or sizes is None:
+        return False  # a plain mul-add already
+    elem = ir.RankedTensorType(op.operands[-1].type).element_type
     new_ins, new_maps = [], []
     with ir.InsertionPoint(op), op.location:
-        for chain, read, root in zip(chains, reads, list(mul.operands), strict=True):
-            if not chain:  # the input itself
+        for chain, read, root, this in zip(chains, reads, list(mul.operands), split, strict=True):
+            if not this:  # the input itself
                 new_ins.append(op.operands[read[0]])
-                new_maps.append(indexing_maps(op)[read[0]])
+                new_maps.append(maps[read[0]])
                 continue
-            dims = sorted({d for i in read for d in maps[i]})
-            t = LL.tensor_type([sizes[d] for d in dims], elem)
+            dims = sorted(set().union(*(_expr_dims(e) for i in read for e in maps[i].results)))
+            # each input's map over the prologue's loops: loop dim dims[j] -> d_j
+            rename = ir.AffineMap.get(len(dims), 0, [ir.AffineDimExpr.get(dims.index(k)) if k in dims
+                                                     else ir.AffineConstantExpr.get(0) for k in range(len(sizes))])
             body = lambda *xs, chain=chain, read=read, root=root: _clone_into(
                 chain, [(ins[i], x) for i, x in zip(read, xs, strict=True)], root)
-            new_ins.append(LL.parallel(body, [op.operands[i] for i in read], t,
-                                       [[dims.index(d) for d in maps[i]] for i in read]))
+            new_ins.append(LL.parallel(body, [op.operands[i] for i in read],
+                                       LL.tensor_type([sizes[d] for d in dims], elem),
+                                       [[e.compose(rename) for e in maps[i].results] for i in read]))
             new_maps.append(ir.AffineMap.get(len(sizes), 0, [ir.AffineDimExpr.get(d) for d in dims]))
-        result = LL.generic(new_ins, new_maps, op.operands[-1], indexing_maps(op)[-1], iterator_types(op),
+        result = LL.generic(new_ins, new_maps, op.operands[-1], maps[-1], iterator_types(op),
                             lambda a, b, c: arith.AddFOp(c, arith.MulFOp(a, b).result).result)
     op.results[0].replace_all_uses_with(result)
     op.erase()
@@ -312,7 +336,9 @@ def _plan(f: _Form) -> _Plan | None:
     if any(0 < len(set(batch) & set(v)) < len(batch) for v in (x, y)):
         return None  # an input with some batch dims but not all
     ba, kk = [d for d in batch if d in x], [d for d in x if d in k]
-    return _Plan(f, list(ins), [x, y], batch, m, n, kk, x == [*ba, *kk, *m])
+    # A stored k x m is read in place, except broadcast over the batch: linalg.batch_matmul takes no
+    # transposed broadcast A ("Invalid broadcast requested"), so A (a small weight) is packed instead
+    return _Plan(f, list(ins), [x, y], batch, m, n, kk, x == [*ba, *kk, *m] and not (batch and not ba))
 
 
 def _group_order(dims: list[int], groups: list[list[int]]) -> list[int] | None:

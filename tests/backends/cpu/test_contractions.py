@@ -63,6 +63,8 @@ CASES: dict[str, tuple[Callable[..., Any], list[tuple[int, ...]]]] = {
     "x[b,t] @ w^T tiled": (lambda x, w: x @ _t(w, 1, 0), [(4, 16, 24), (64, 24)]),
     "w @ x[b]": (lambda w, x: w @ x, [(7, 5), (3, 5, 11)]),
     "w @ x[b] tiled": (lambda w, x: w @ x, [(16, 24), (4, 24, 32)]),
+    # its VJP's W^T g[b] (a transposed A without batch dim: packed), 100 columns (a 4-wide register tile)
+    "w @ x[b] 100 columns": (lambda w, x: w @ x, [(16, 40), (3, 40, 100)]),
     "x[b]^T @ w": (lambda x, w: _swap(x) @ w, [(3, 13, 7), (13, 5)]),
     "partial broadcast": (lambda a, b: a @ b, [(2, 1, 7, 5), (3, 5, 11)]),
     "swapped batch rows": (lambda x, w: _t(x, 1, 0, 2) @ w, [(5, 3, 7), (7, 32)]),
