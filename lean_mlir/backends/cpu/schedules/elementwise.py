@@ -60,9 +60,10 @@ def elementwise_schedules(module: ir.Module, ctx: Context) -> list[Schedule]:
             continue
         shape = res.shape
         vec = vector_length(shape[-1], ctx.target.elementwise_vector(elem), min_steps=1)
-        masked = not vec and shape[-1] >= ctx.target.elementwise_vector(elem)
-        if masked:  # no vector length divides the row (1e6 + 1): full vectors, the last one masked
-            vec = ctx.target.elementwise_vector(elem)
+        masked = not vec and shape[-1] >= 4
+        if masked:  # no vector length divides the row (1e6 + 1): full vectors, the last one masked; a
+            # short row (28: a conv's output width) one masked vector (conv 64x6x28x28 + bias + tanh: 5.6 -> 0.4 ms)
+            vec = min(ctx.target.elementwise_vector(elem), 1 << (shape[-1] - 1).bit_length())
         if not vec or 0 in shape:
             continue
         sizes = [1] * (res.rank - 1) + [vec]
