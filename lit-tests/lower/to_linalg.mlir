@@ -2,6 +2,7 @@
 // RUN: lean-mlir-opt %s --pass-pipeline='builtin.module(lean-to-linalg)' | FileCheck %s
 
 // CHECK-NOT: "lean.
+// CHECK: #[[WIN:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d4 * 2 + d2, d5 * 2 + d3)>
 
 // CHECK-LABEL: func.func @mm(
 // CHECK:         %[[Z:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<2x4xf32>)
@@ -53,8 +54,13 @@ func.func @tr(%x: tensor<2x3xf32>) -> tensor<3x2xf32> {
   return %0 : tensor<3x2xf32>
 }
 
+// A convolution: the padded input's windows copied (im2col, stride 2), then w (3 x 18) @ patches (18 x 9).
 // CHECK-LABEL: func.func @conv(
-// CHECK:         linalg.conv_2d_nchw_fchw {dilations = dense<1> : tensor<2xi64>, strides = dense<2> : tensor<2xi64>} ins(%{{.*}}, %arg1 : tensor<1x2x7x7xf32>, tensor<3x2x3x3xf32>) outs(%{{.*}} : tensor<1x3x3x3xf32>)
+// CHECK:         tensor.insert_slice %arg0 into %{{.*}}[0, 0, 1, 1] [1, 2, 5, 5] [1, 1, 1, 1] : tensor<1x2x5x5xf32> into tensor<1x2x7x7xf32>
+// CHECK:         linalg.generic {indexing_maps = [#[[WIN]], #{{.*}}], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%{{.*}} : tensor<1x2x7x7xf32>) outs(%{{.*}} : tensor<1x2x3x3x3x3xf32>)
+// CHECK:         linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%{{.*}}, %{{.*}} : tensor<3x18xf32>, tensor<1x18x9xf32>) outs(%{{.*}} : tensor<1x3x9xf32>)
+// CHECK:           arith.mulf
+// CHECK-NEXT:      arith.addf
 func.func @conv(%x: tensor<1x2x5x5xf32>, %w: tensor<3x2x3x3xf32>) -> tensor<1x3x3x3xf32> {
   %0 = "lean.conv2d"(%x, %w) {padding = array<i64: 1, 1>, stride = array<i64: 2, 2>} : (tensor<1x2x5x5xf32>, tensor<3x2x3x3xf32>) -> tensor<1x3x3x3xf32>
   return %0 : tensor<1x3x3x3xf32>
