@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import lean_mlir as lm
+from lean_mlir.backends.cpu.fusion import MAX_FUSED_RESULTS
 from workloads.models import elementwise_sum
 
 
@@ -84,3 +85,25 @@ def test_broadcast_operands_and_several_users(rng: np.random.Generator) -> None:
     gens = _generics(c, "f")
     assert len(gens) == 2 and gens[0].lstrip().startswith("%2:2 =") and "reduction" in gens[0], gens
     assert "iterator_types = []" in gens[1], gens
+
+
+def test_long_chain(rng: np.random.Generator) -> None:
+    """300 steps of sin(x) * 1.01: the single-use steps fuse in one linear scan (upstream's pass took
+    quadratic time on them), the forward into one loop, the JVP's primals in groups of at most
+    MAX_FUSED_RESULTS; values and derivatives as NumPy / finite differences."""
+    n = 300
+
+    def chain(x: lm.Tensor) -> lm.Tensor:
+        for _ in range(n):
+            x = lm.sin(x) * 1.01
+        return lm.sum(x)
+
+    c = lm.compile_scalar(chain, lm.f64[16])
+    assert len(_generics(c, "f")) == 1
+    assert len(_generics(c, "f_jvp")) <= n // (MAX_FUSED_RESULTS - 1) + 2
+    x = rng.uniform(-1, 1, 16)
+    y = x.copy()
+    for _ in range(n):
+        y = np.sin(y) * 1.01
+    np.testing.assert_allclose(c.forward(x), y.sum(), rtol=1e-12)
+    lm.check_grads(c, [x], order=1)
