@@ -174,3 +174,25 @@ def test_row_reductions_are_vectorized_and_exact(shape: tuple[int, ...], t: str)
             assert re.search(rf"vector<{vec}x{t}>", o.ir("scheduled")), name
         tol = 2e-6 if t == "f32" else 1e-13
         np.testing.assert_allclose(o.forward(x), ref(x.astype(np.float64)), rtol=tol, atol=tol * np.sqrt(shape[-1]))
+
+
+@pytest.mark.parametrize("t", ["f32", "f64"])
+def test_exp_of_large_negatives_is_zero_without_the_slow_path(t: str) -> None:
+    """libmvec's exp has a slow path near its underflow bound (a softmax after a -1e9 mask): lanes below
+    exp's bound (-87 f32, -708 f64) give exactly 0, NaN stays NaN, the rest is libmvec's exp."""
+    from lean_mlir.backends.cpu.vecmath import _EXP_LOW
+
+    dt = NP[t]
+    low = _EXP_LOW[t]
+    x = np.array([-1e9, -np.inf, np.nan, low - 1, low - 1e-3, low, low + 1, -20.0, 0.0, 1.0, 50.0, np.inf] * 8, dt)
+    exe, stages = build(UNARY.format(n=x.size, t=t, op="exp"))
+    vm = vector_math(host())
+    if vm is None or "exp" not in vm.ops:
+        pytest.skip("no libmvec exp on this host")
+    got = exe("f", x)[0]
+    with np.errstate(all="ignore"):
+        want = np.exp(x.astype(np.float64)).astype(dt)
+    below = x < low
+    assert np.all(got[below] == 0) and np.isnan(got[np.isnan(x)]).all()
+    keep = ~below & ~np.isnan(x)
+    np.testing.assert_allclose(got[keep], want[keep], rtol=1e-5 if t == "f32" else 1e-13)
