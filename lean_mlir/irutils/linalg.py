@@ -39,14 +39,18 @@ def static_shapes(op: ir.Operation) -> bool:
                for v in [*op.operands, *op.results])
 
 
-def loop_sizes(maps: Sequence[ir.AffineMap], types: Sequence[ir.Type], n: int) -> list[int] | None:
+def loop_sizes(maps: Sequence[ir.AffineMap], types: Sequence[ir.Type], n: int,
+               skip_compound: bool = False) -> list[int] | None:
     """Static loop ranges of a linalg op from operand maps and types; None unless every loop is read
-    by some operand dimension and every map result is a loop index."""
+    by some operand dimension and every map result is a loop index (`skip_compound`: results that
+    are not, such as a window's i*s + p, are passed over instead)."""
     sizes: list[int | None] = [None] * n
     for m, t in zip(maps, types, strict=True):
         shape = ir.RankedTensorType(t).shape
         for p, e in enumerate(m.results):
             if not isinstance(e, ir.AffineDimExpr):
+                if skip_compound:
+                    continue
                 return None
             sizes[e.position] = shape[p]
     return None if None in sizes else sizes  # type: ignore[return-value]

@@ -28,12 +28,15 @@ from functools import cache, partial
 from typing import Any
 
 import numpy as np
+import platformdirs
 from mlir import ir
 from mlir.dialects import arith, linalg, llvm, memref, scf
 from mlir.dialects import func as func_d
 
+from ...irutils import builders as LL
+from ...irutils.context import make_context
 from ...irutils.linalg import indexing_maps, matmul_maps, zero_fill
-from ...irutils.types import element_name
+from ...irutils.types import element_name, element_type, signatures
 from ...irutils.walk import funcs
 from ...options import Options
 from .outline import LIBRARY_CALL
@@ -204,8 +207,6 @@ os.register_at_fork(after_in_child=_reset_lock)
 
 def cache_file() -> str:
     """Where the crossovers measured on this host are kept (the user's cache directory)."""
-    import platformdirs
-
     return os.path.join(platformdirs.user_cache_dir("lean_mlir"), "gemm-crossover.json")
 
 
@@ -251,9 +252,7 @@ def _measure(elem: str, options: Options) -> dict[str, Any]:
     """Both kernels timed at each calibration size n (square, best of several calls); the crossover
     is the smallest n from which the library kernel is faster at every size, as n^3 multiply-adds
     (None: it never is)."""
-    from ...irutils import builders as LL
-    from ...irutils.context import make_context
-    from ...irutils.types import element_type, signatures
+    # the pipeline and the executable import this module (a kernel's choice, the library's loading)
     from .executable import CpuExecutable
     from .pipeline import lower
 

@@ -37,7 +37,7 @@ from mlir import ir
 from mlir.dialects import arith, linalg
 
 from ...irutils import builders as LL
-from ...irutils.linalg import defining_op, indexing_maps, iterator_types, matmul_maps, zero_fill
+from ...irutils.linalg import defining_op, indexing_maps, iterator_types, loop_sizes, matmul_maps, zero_fill
 from ...irutils.walk import walk
 
 CONTRACTIONS = ("linalg.matmul", "linalg.batch_matmul", "linalg.generic")
@@ -111,16 +111,6 @@ def _expr_dims(e: ir.AffineExpr) -> set[int]:
     return set()
 
 
-def _sizes(op: ir.Operation) -> list[int] | None:
-    """Loop ranges read off the operand dims indexed by a plain loop dim; None if one is left unknown."""
-    sizes: list[int | None] = [None] * len(iterator_types(op))
-    for m, v in zip(indexing_maps(op), op.operands, strict=True):
-        for e, n in zip(m.results, ir.RankedTensorType(v.type).shape, strict=True):
-            if isinstance(e, ir.AffineDimExpr):
-                sizes[e.position] = n
-    return None if None in sizes else sizes  # type: ignore[return-value]
-
-
 def split_prologues(op: ir.Operation) -> bool:
     """A contraction generic whose body computes acc + f(xs) * g(ys) (the fusion moved elementwise
     producers of its inputs into it: a bias add, a layer norm, a GELU, a softmax before the matmul),
@@ -154,7 +144,7 @@ def split_prologues(op: ir.Operation) -> bool:
         return False
     plain = [_dims(m) is not None for m in maps]
     split = [bool(c) or not all(plain[i] for i in r) for c, r in zip(chains, reads, strict=True)]
-    sizes = _sizes(op)
+    sizes = loop_sizes(maps, [v.type for v in op.operands], len(iterator_types(op)), skip_compound=True)
     if not any(split) or sizes is None:
         return False  # a plain mul-add already
     elem = ir.RankedTensorType(op.operands[-1].type).element_type
