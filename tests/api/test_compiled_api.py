@@ -133,4 +133,4 @@ def test_compile_log_names_the_reason(monkeypatch, caplog) -> None:
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2, lines
     assert "first compile" in lines[0] and " s: " in lines[0]
-    assert "new input specs ['f32[5]'] (was ['f32[3]'])" in lines[1]
+    assert "new input specs (f32[5]) (was (f32[3]))" in lines[1]

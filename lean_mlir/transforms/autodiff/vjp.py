@@ -19,12 +19,13 @@ from .common import accumulate, begin, cleanup, or_zeros, replay
 
 
 def derive_vjp(module: Module, name: str, wrt: Sequence[int] | None = None, new_name: str | None = None,
-               with_primal: bool = False) -> ir.Operation:
+               with_primal: bool = False, seeded: int | None = None) -> ir.Operation:
     """Add `@{name}_vjp` to `module` and return it. Its inputs are the primal inputs, then one
-    cotangent (seed) per primal result; its results are one cotangent per `wrt` input, in that order,
-    preceded by the primal results when `with_primal`."""
+    cotangent (seed) per primal result (per the first `seeded` results: the others, such as auxiliary
+    outputs, are not differentiated); its results are one cotangent per `wrt` input, in that order,
+    preceded by all primal results when `with_primal`."""
     d = begin(module, name, wrt, new_name or f"{name}_vjp", "vjp",
-              lambda args, results, wrt: (results, (results if with_primal else []) + [args[i] for i in wrt]))
+              lambda args, results, wrt: (results[:seeded], (results if with_primal else []) + [args[i] for i in wrt]))
     f, ops, returned, args, wrt, env, g = d.source, d.ops, d.returned, d.args, d.wrt, d.env, d.target
 
     active = {args[i] for i in wrt}  # values that depend differentiably on a wrt input
@@ -38,7 +39,7 @@ def derive_vjp(module: Module, name: str, wrt: Sequence[int] | None = None, new_
             with op.location:
                 env[op.results[0]] = replay(op, [env[v] for v in op.operands])
         cotangent: dict[ir.Value, Tensor] = {}
-        for v, seed in zip(returned, d.extra_args, strict=True):
+        for v, seed in zip(returned[:seeded], d.extra_args, strict=True):
             if v in active:
                 cotangent[v] = accumulate(cotangent.get(v), Tensor(seed))
         for op in reversed(ops):
