@@ -18,6 +18,7 @@ def _coerce_one(i: int, spec: tuple[tuple[int, ...], np.dtype], v: object, what:
     shape, dt = spec
     what = f"{what} {i}" if isinstance(what, str) else what[i]  # the argument's name in messages
     dt = np.dtype(dt)
+    v = from_dlpack(v)
     typed = hasattr(v, "dtype")  # NumPy arrays and scalars, and other array libraries
     if isinstance(v, bool) or (not typed and isinstance(v, str | bytes)):
         raise TypeError(f"{what}: expected a {dt.name} value, got {type(v).__name__}")
@@ -54,6 +55,19 @@ def _coerce_one(i: int, spec: tuple[tuple[int, ...], np.dtype], v: object, what:
     return a
 
 
+def from_dlpack(v: object) -> object:
+    """A NumPy view of a DLPack producer on the host (torch tensors, also with requires_grad, jax
+    arrays), without a copy; anything else as it is."""
+    if type(v) is _ndarray or not hasattr(v, "__dlpack__"):
+        return v
+    if getattr(v, "requires_grad", False):
+        v = v.detach()  # a torch.nn.Parameter: its values, not its graph
+    try:
+        return np.from_dlpack(v)
+    except (BufferError, RuntimeError, TypeError, ValueError):  # on a device, or a dtype NumPy lacks
+        return v
+
+
 def coerce_inputs(
     specs: Sequence[tuple[tuple[int, ...], np.dtype]], values: Sequence, what: str | Sequence[str] = "input"
 ) -> list[np.ndarray]:
@@ -72,6 +86,8 @@ def coerce_inputs(
     - The shape must match exactly (no broadcasting): `ValueError("input 1: expected shape (8, 4),
       got (4, 8)")`.
     - Non-contiguous (strided views, Fortran order) or unaligned arrays are copied to C order.
+    - DLPack producers on the host (torch tensors, also with requires_grad; jax arrays) are read
+      through `np.from_dlpack`, without a copy where the layout allows.
     The common case (correct, contiguous ndarrays) returns the same objects without copying.
     """
     if len(values) != len(specs):
