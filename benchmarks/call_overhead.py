@@ -33,6 +33,15 @@ func.func @add(%a: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<4xf32> {
 }
 """
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        import platform
+        return platform.processor() or platform.machine()
+
+
 def compile_text(text: str) -> tuple[CpuExecutable, float]:
     t0 = time.perf_counter()
     with ir.Context():
@@ -74,6 +83,40 @@ def overhead(repeat: int) -> None:
     print(f"{'Entry overhead above raw kernel':40s} {rows[1][1] - rows[0][1]:8.2f}\n")
 
 
+def pytree_overhead(repeat: int) -> None:
+    """12 f32[4] parameters passed flat, as a dict, and through lm.value_and_grad."""
+    import lean_mlir as lm
+    names = [f"p{i}" for i in range(12)]
+    arrays = [np.full(4, i, np.float32) for i in range(12)]
+    params = dict(zip(names, arrays, strict=True))
+
+    def flat(*ps: lm.Tensor) -> lm.Tensor:
+        return lm.sum(sum(ps[1:], ps[0]) * ps[0])
+
+    def tree(p: dict) -> lm.Tensor:
+        return flat(*[p[k] for k in names])
+
+    c_flat = lm.compile_scalar(flat, *[lm.f32[4]] * 12)
+    c_tree = lm.compile_scalar(tree, {k: lm.f32[4] for k in names})
+    vg = lm.value_and_grad(tree)
+    vg(params)
+    assert np.allclose(c_tree.value_and_backward(params)[1][0]["p3"], c_flat.value_and_backward(*arrays)[1][3])
+    n = 50_000
+    rows = [
+        ("forward, 12 flat arrays", per_call_us(lambda: c_flat.forward(*arrays), n, repeat)),
+        ("forward, dict of 12", per_call_us(lambda: c_tree.forward(params), n, repeat)),
+        ("value_and_backward, 12 flat arrays", per_call_us(lambda: c_flat.value_and_backward(*arrays), n, repeat)),
+        ("value_and_backward, dict of 12", per_call_us(lambda: c_tree.value_and_backward(params), n, repeat)),
+        ("lm.value_and_grad(fn)(dict of 12)", per_call_us(lambda: vg(params), n, repeat)),
+    ]
+    print("pytree calls: 12 f32[4] parameters")
+    print(f"{'path':40s} {'us/call':>8s} {'+ flat':>8s}")
+    for i, (name, us) in enumerate(rows):
+        base = rows[0][1] if i < 2 else rows[2][1]
+        print(f"{name:40s} {us:8.2f} {us - base:8.2f}")
+    print()
+
+
 def matmul(sizes: list[int], repeat: int) -> None:
     head = ("matmul", "compile s", "lean GFLOP/s", "numpy GFLOP/s", "max rel err")
     print(f"{head[0]:14s} {head[1]:>9s} {head[2]:>12s} {head[3]:>13s} {head[4]:>11s}")
@@ -97,7 +140,9 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="*", default=[1024, 2048])
     p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args()
+    print(f"CPU: {cpu_model()}")
     overhead(args.repeat)
+    pytree_overhead(args.repeat)
     matmul(args.sizes, args.repeat)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from .compiled import CompiledOut, CompiledScalar, _compile, _Compiled, log_compile
 from .ops import Spec
 from .options import Options, resolve
-from .pytree import leaf_paths, tree_flatten, tree_unflatten
+from .pytree import Structure, leaf_paths, tree_flatten, tree_unflatten
 from .runtime.cache import CompileCache
 from .runtime.validate import from_dlpack
 
@@ -39,6 +39,17 @@ def _leaf_key(v: Any) -> Hashable:
 def _input_names(treedef: Any) -> list[str]:
     """Each leaf's name in messages: "input 0['w']" (the leaf paths of the argument tuple)."""
     return [f"input {p[1:p.index(']')]}{p[p.index(']') + 1:]}" for p in leaf_paths(treedef)]
+
+
+def _same_keys(leaves: list[Any], keys: tuple[Hashable, ...]) -> bool:
+    """Whether `leaves` are plain arrays (or Python numbers) of exactly these keys: the fast path."""
+    for v, k in zip(leaves, keys):  # noqa: B905 - same structure, same length
+        if k is _WEAK:
+            if type(v) is not float and type(v) is not int:
+                return False
+        elif type(v) is not np.ndarray or v.shape != k[0] or v.dtype is not k[1]:
+            return False
+    return True
 
 
 def _specs(treedef: Any, keys: Sequence[Hashable]) -> tuple[Any, ...]:
@@ -86,9 +97,16 @@ class Transformed:
         self.options = resolve(options)
         self._compiled = CompileCache()
         self._last: tuple[Any, ...] | None = None
+        self._fast: tuple[Structure, tuple[Hashable, ...], _Compiled] | None = None
 
     def _lookup(self, args: tuple[Any, ...]) -> tuple[_Compiled, list[Any]]:
         """The compiled function for these arguments (compiling it on a miss) and their leaves."""
+        fast = self._fast
+        if fast is not None and not self.static_argnums:  # the last call's structure and specs again
+            structure, keys, compiled = fast
+            leaves = structure.leaves(args)
+            if leaves is not None and _same_keys(leaves, keys):
+                return compiled, leaves
         static: tuple[Any, ...] = ()
         if self.static_argnums:
             if any(not -len(args) <= i < len(args) for i in self.static_argnums):
@@ -107,6 +125,7 @@ class Transformed:
         compiled = self._compiled.get(key)
         if compiled is None:
             compiled = self._compile(key, static)
+        self._fast = (Structure(treedef), keys, compiled)
         return compiled, leaves
 
     def _compile(self, key: tuple[Any, ...], static: tuple[Any, ...]) -> _Compiled:
