@@ -54,6 +54,10 @@ irdl.dialect @lean {
     %a = irdl.base "!builtin.tensor" %r = irdl.base "!builtin.tensor" %p = irdl.base "#builtin.dense_array"
     irdl.operands(x: %a) irdl.attributes { "permutation" = %p } irdl.results(res: %r)
   }
+  irdl.operation @reverse {
+    %a = irdl.base "!builtin.tensor" %r = irdl.base "!builtin.tensor" %d = irdl.base "#builtin.dense_array"
+    irdl.operands(x: %a) irdl.attributes { "axes" = %d } irdl.results(res: %r)
+  }
   irdl.operation @concatenate {
     %a = irdl.base "!builtin.tensor" %b = irdl.base "!builtin.tensor" %r = irdl.base "!builtin.tensor"
     %i = irdl.base "#builtin.integer"

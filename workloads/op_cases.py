@@ -141,6 +141,8 @@ CASES: list[Case] = [
     Case("transpose", lambda x: x.T, [(3, 5)], lambda x: x.T, id="transpose-T"),
     Case("concatenate", lambda a, b, c: lm.concatenate([a, b, c], axis=1), [(2, 1, 3), (2, 4, 3), (2, 2, 3)],
          lambda a, b, c: np.concatenate([a, b, c], 1)),
+    Case("reverse", lambda x: lm.reverse(x, (0, 2)), [(2, 3, 4)], lambda x: x[::-1, :, ::-1]),
+    Case("reverse", lambda x: x[::-2, 3:0:-1] * 2, [(5, 6)], lambda x: x[::-2, 3:0:-1] * 2, id="reverse-steps"),
     Case("slice", lambda x: lm.slice(x, (1, 2), (2, 3)), [(4, 6)], lambda x: x[1:3, 2:5]),
     Case("pad", lambda x: lm.pad(x, (1, 0), (4, 5)), [(2, 3)], lambda x: np.pad(x, ((1, 1), (0, 2)))),
     Case("sum", lambda x: lm.sum(x), [(3, 4)], lambda x: np.sum(x)),

@@ -31,7 +31,7 @@ from .elementwise import (
 )
 from .nn import log_softmax, logsumexp, softmax
 from .reduce import max, mean, sum
-from .shape import broadcast_to, concatenate, getitem, pad, reshape, slice, swapaxes, transpose
+from .shape import broadcast_to, concatenate, getitem, pad, reshape, reverse, slice, swapaxes, transpose
 from .tensor import API, Tensor, TraceError, constant, emit, user_code
 
 __all__ = [
@@ -40,8 +40,8 @@ __all__ = [
     # the front-end functions (lm.abs, ...), which Tensor's operators and methods call through API
     "abs", "add", "broadcast_to", "clamp", "concatenate", "conv2d", "cos", "div", "equal", "exp", "getitem",
     "greater", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "mul", "neg",
-    "pad", "pow", "relu", "reshape", "sigmoid", "sign", "sin", "slice", "softmax", "softplus", "sqrt", "square",
-    "stop_gradient", "sub", "sum", "swapaxes", "tanh", "transpose",
+    "pad", "pow", "relu", "reshape", "reverse", "sigmoid", "sign", "sin", "slice", "softmax", "softplus", "sqrt",
+    "square", "stop_gradient", "sub", "sum", "swapaxes", "tanh", "transpose",
 ]
 FUNCTIONS = __all__[__all__.index("abs"):]
 API.update({name: globals()[name] for name in FUNCTIONS})

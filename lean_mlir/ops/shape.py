@@ -1,4 +1,4 @@
-"""Shape ops: broadcast_to, reshape, transpose, concatenate, and slice / pad (each other's adjoints)."""
+"""Shape ops: broadcast_to, reshape, transpose, reverse, concatenate, and slice / pad (each other's adjoints)."""
 
 from __future__ import annotations
 
@@ -108,6 +108,38 @@ def swap_last(x: Tensor) -> Tensor:
     return transpose(x, tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2))
 
 
+
+
+# ---- reverse: NumPy's flip over `axes` (negative slice steps); its own JVP and VJP
+def _reverse_infer(x: Spec, axes: tuple[int, ...]) -> Spec:
+    check(len(set(axes)) == len(axes) and all(0 <= a < x.rank for a in axes),
+          f"axes {axes} must be distinct axes of rank {x.rank}")
+    return x
+
+
+def _lower_reverse(ops: list[ir.Value], t: ir.RankedTensorType, axes: tuple[int, ...]) -> ir.Value:
+    """One parallel generic reading x[..., n - 1 - i, ...] on the reversed axes."""
+    exprs = [ir.AffineExpr.__add__(ir.AffineDimExpr.get(i) * -1, ir.AffineConstantExpr.get(n - 1)) if i in axes
+             else i for i, n in enumerate(t.shape)]
+    return LL.parallel(lambda v: v, ops, t, [exprs])
+
+
+register(OpDef(
+    "reverse", ("x",), _reverse_infer, lambda x, axes: np.flip(x, axes).copy(),
+    jvp=(lambda t, x, y, a: reverse(t, a["axes"]),), vjp=(lambda g, x, y, a: reverse(g, a["axes"]),),
+    attrs={"axes": "ints"}, lower=_lower_reverse))
+
+
+def reverse(x: Tensor, axes: Sequence[int] | int | None = None) -> Tensor:
+    """NumPy's flip: the elements of `axes` (default: all) in reverse order (lean.reverse)."""
+    x = expect_tensor(x, "reverse")
+    try:
+        axes = range(x.ndim) if axes is None else (axes,) if isinstance(axes, int) else axes
+        norm = tuple(sorted(normalize_axis(a, x.ndim) for a in axes))
+    except ShapeError as e:
+        raise trace_error("reverse", e) from None
+    norm = tuple(a for a in norm if x.shape[a] > 1)  # a length-1 axis reversed is itself
+    return emit("reverse", [x], axes=norm) if norm else x
 
 
 # ---- concatenate (binary; IRDL binds a variadic operand to one type)
@@ -222,12 +254,13 @@ def _index_items(key: object, rank: int) -> list[object]:
     """`key` as one item per axis (Ellipsis expanded to full slices) plus the Nones, in order."""
     items = list(key) if isinstance(key, tuple) else [key]
     for item in items:
-        if not (item is None or item is Ellipsis or isinstance(item, builtins.slice)
+        if not (item is None or item is Ellipsis or isinstance(item, builtins.slice | np.ndarray)
                 or (isinstance(item, int | np.integer) and not isinstance(item, bool | np.bool_))):
             what = type(item).__name__
-            arrays = " (integer-array indexing is not available yet)" if what in ("list", "ndarray", "Tensor") else ""
-            raise IndexError(f"only integers, slices (`:`), ellipsis (`...`) and None are valid indices of a traced "
-                             f"value, got {what}{arrays}")
+            arrays = (" (indices held in a traced value need lm.take, with integer tensors)" if what == "Tensor"
+                      else "")
+            raise IndexError(f"only integers, slices (`:`), ellipsis (`...`), None and constant integer arrays are "
+                             f"valid indices of a traced value, got {what}{arrays}")
     if items.count(Ellipsis) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
     used = sum(item is not None and item is not Ellipsis for item in items)
@@ -240,23 +273,68 @@ def _index_items(key: object, rank: int) -> list[object]:
     return items + fill
 
 
+def _take_constant(x: Tensor, indices: np.ndarray, axis: int) -> Tensor:
+    """x.take(indices, axis) for constant indices: one slice per run of consecutive indices, concatenated
+    (so its VJP is the pads' sum: a scatter-add)."""
+    if not 0 <= axis < x.ndim:
+        raise IndexError(f"too many indices: the value has rank {x.ndim}")
+    n = x.shape[axis]
+    bad = indices[(indices < -n) | (indices >= n)]
+    if bad.size:
+        raise IndexError(f"index {int(bad[0])} is out of bounds for axis {axis} with size {n}")
+    idx = [int(i) % n for i in indices]
+    if not idx:
+        raise IndexError("an empty index array selects nothing (zero-size results are not traced values)")
+    runs, first = [], 0
+    for k in range(1, len(idx) + 1):
+        if k == len(idx) or idx[k] != idx[k - 1] + 1:
+            runs.append((idx[first], k - first))
+            first = k
+    parts = [slice(x, [lo if a == axis else 0 for a in range(x.ndim)],
+                   [count if a == axis else d for a, d in enumerate(x.shape)]) for lo, count in runs]
+    return concatenate(parts, axis)
+
+
 def getitem(x: Tensor, key: object) -> Tensor:
-    """NumPy basic indexing of a traced value: integers (negative from the end), slices with
-    positive steps, None (a new axis) and Ellipsis, as unit-stride lean.slice windows; a step s > 1
-    pads the window to a multiple of s, reshapes each such axis into (count, s) and keeps index 0."""
+    """NumPy basic indexing of a traced value: integers (negative from the end), slices with any
+    step, None (a new axis) and Ellipsis, as unit-stride lean.slice windows; a step s > 1 pads the
+    window to a multiple of s, reshapes each such axis into (count, s) and keeps index 0; a negative
+    step reads the same elements forward and reverses them (lean.reverse). One constant 1-D integer
+    array (a list or a NumPy array) may index one axis: slices of its runs, concatenated."""
     x = expect_tensor(x, "getitem")
-    start, window, counts, steps, out_shape = [], [], [], [], []
+    key = list(key) if isinstance(key, tuple) else [key]
+    key = [np.asarray(k) if isinstance(k, list) else k for k in key]
+    arrays = [i for i, k in enumerate(key) if isinstance(k, np.ndarray)]
+    if arrays:
+        if len(arrays) > 1:
+            raise IndexError("only one integer-array index per key is available on traced values")
+        i = arrays[0]
+        advanced = [j for j, k in enumerate(key) if j == i or (isinstance(k, int | np.integer)
+                                                              and not isinstance(k, bool | np.bool_))]
+        if advanced != list(range(advanced[0], advanced[-1] + 1)):
+            raise IndexError("an array index and integer indices apart from it (NumPy moves such a result's axes "
+                             "first): index in two steps, e.g. x[0][:, idx]")
+        if key[i].ndim != 1 or key[i].dtype.kind not in "iu":
+            raise IndexError(f"an array index must be a 1-D array of integers, got {key[i].dtype.name} of shape "
+                             f"{key[i].shape}")
+        axis = sum(k is not None and k is not Ellipsis for k in key[:i])
+        if Ellipsis in key[:i]:
+            axis = x.ndim - sum(k is not None and k is not Ellipsis for k in key[i:])
+        x = _take_constant(x, key[i], axis)
+        key[i] = builtins.slice(None)
+    start, window, counts, steps, out_shape, flipped = [], [], [], [], [], []
     axis = 0
-    for item in _index_items(key, x.ndim):
+    for item in _index_items(tuple(key), x.ndim):
         if item is None:
             out_shape.append(1)
             continue
         n = x.shape[axis]
         if isinstance(item, builtins.slice):
             lo, hi, step = item.indices(n)
-            if step < 0:
-                raise IndexError(f"negative slice steps ({item}) are not available on traced values yet")
             count = len(range(lo, hi, step))
+            if step < 0 and count:  # the same elements read forward, then reversed
+                lo, step = lo + step * (count - 1), -step
+                flipped.append(axis)
             out_shape.append(count)
         else:
             i = int(item)
@@ -277,4 +355,7 @@ def getitem(x: Tensor, key: object) -> Tensor:
                  for d in ((c, s) if st else (w,))]
         kept = [d for c, st in zip(counts, strided, strict=True) for d in ((c, 1) if st else (c,))]
         y = slice(reshape(y, split), [0] * len(split), kept)
+        y = reshape(y, counts)
+    if flipped:
+        y = reverse(reshape(y, counts), flipped)
     return reshape(y, tuple(out_shape))

@@ -99,8 +99,15 @@ class Tensor:
         return API["abs"](self)
 
     def __getitem__(self, key: Any) -> Tensor:
-        """NumPy basic indexing: x[i], x[a:b], x[:, ::2], x[..., None], negative indices."""
-        return API["getitem"](self, key)
+        """NumPy indexing: x[i], x[a:b], x[:, ::2], x[::-1], x[..., None], negative indices, one constant
+        integer array (x[[2, 0]]); an IndexError names the user's line."""
+        try:
+            return API["getitem"](self, key)
+        except IndexError as e:
+            loc = _user_location()
+            if loc is None:
+                raise
+            raise IndexError(f"{e} at {_format_loc(loc)}") from None
 
     def __len__(self) -> int:
         if not self.shape:

@@ -26,6 +26,14 @@ func.func @transpose(%x: tensor<2x3x4xf32>) -> tensor<4x2x3xf32> {
   return %0 : tensor<4x2x3xf32>
 }
 
+// CHECK-LABEL: func.func @reverse(
+// CHECK-NEXT:    %{{.*}} = "lean.reverse"(%arg0) {axes = array<i64: 0, 2>} : (tensor<2x3x4xf32>) -> tensor<2x3x4xf32>
+// CHECK-NEXT:    return
+func.func @reverse(%x: tensor<2x3x4xf32>) -> tensor<2x3x4xf32> {
+  %0 = "lean.reverse"(%x) {axes = array<i64: 0, 2>} : (tensor<2x3x4xf32>) -> tensor<2x3x4xf32>
+  return %0 : tensor<2x3x4xf32>
+}
+
 // CHECK-LABEL: func.func @concatenate(
 // CHECK-NEXT:    %{{.*}} = "lean.concatenate"(%arg0, %arg1) {axis = 1 : i64} : (tensor<2x3xf32>, tensor<2x5xf32>) -> tensor<2x8xf32>
 // CHECK-NEXT:    return

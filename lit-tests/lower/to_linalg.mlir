@@ -2,6 +2,7 @@
 // RUN: lean-mlir-opt %s --pass-pipeline='builtin.module(lean-to-linalg)' | FileCheck %s
 
 // CHECK-NOT: "lean.
+// CHECK: #[[REV:.*]] = affine_map<(d0, d1) -> (d0, -d1 + 2)>
 // CHECK: #[[WIN:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d4 * 2 + d2, d5 * 2 + d3)>
 
 // CHECK-LABEL: func.func @mm(
@@ -45,6 +46,13 @@ func.func @ew(%x: tensor<2x3xf32>, %y: tensor<2x3xf32>) -> tensor<2x3xf32> {
   %0 = "lean.tanh"(%x) : (tensor<2x3xf32>) -> tensor<2x3xf32>
   %1 = "lean.mul"(%0, %y) : (tensor<2x3xf32>, tensor<2x3xf32>) -> tensor<2x3xf32>
   return %1 : tensor<2x3xf32>
+}
+
+// CHECK-LABEL: func.func @rev(
+// CHECK:         linalg.generic {indexing_maps = [#[[REV]], #{{.*}}], iterator_types = ["parallel", "parallel"]} ins(%arg0 : tensor<2x3xf32>)
+func.func @rev(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  %0 = "lean.reverse"(%x) {axes = array<i64: 1>} : (tensor<2x3xf32>) -> tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
 }
 
 // CHECK-LABEL: func.func @tr(

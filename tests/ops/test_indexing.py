@@ -19,7 +19,7 @@ SHAPE = (5, 6, 7)
 def _index(n: int) -> st.SearchStrategy[Any]:
     bound = st.integers(-n - 2, n + 2) | st.none()
     return (st.integers(-n, n - 1)
-            | st.builds(slice, bound, bound, st.none() | st.integers(1, 4)))
+            | st.builds(slice, bound, bound, st.none() | st.integers(1, 4) | st.integers(-4, -1)))
 
 
 @st.composite
@@ -57,17 +57,43 @@ def test_indexing_matches_numpy(key: Any) -> None:
     ((0, -7), IndexError, "index -7 is out of bounds for axis 1 with size 6"),
     ((0, 0, 0, 0), IndexError, "too many indices: the value has rank 3, 4 were indexed"),
     ((Ellipsis, 0, Ellipsis), IndexError, "single ellipsis"),
-    (slice(None, None, -1), IndexError, "negative slice steps"),
-    ([0, 1], IndexError, "got list \\(integer-array indexing is not available yet\\)"),
+    ((0, [1, 6]), IndexError, "index 6 is out of bounds for axis 1 with size 6"),
+    (([0], [1]), IndexError, "only one integer-array index per key"),
+    (np.array([0.5]), IndexError, "an array index must be a 1-D array of integers, got float64"),
     (True, IndexError, "got bool"),
     (1.0, IndexError, "got float"),
 ])
 def test_bad_index_raises_as_numpy_does(key: Any, error: type[Exception], match: str) -> None:
-    if not isinstance(key, list) and key is not True and not isinstance(key, float) and key != slice(None, None, -1):
+    if key is not True and not isinstance(key, float | np.ndarray) and not (isinstance(key, tuple) and key[0] == [0]):
         with pytest.raises(IndexError):
             np.zeros(SHAPE)[key]
     with pytest.raises(error, match=match):
         lm.compile_out(lambda a: a[key], lm.Spec(SHAPE, "f64"))
+
+
+@pytest.mark.parametrize("key", [[4, 0, 0, 2], (slice(None), [5, -1, 2, 3]), (1, [0, 5, 3]), ([1, 2], 3),
+                                 (Ellipsis, np.array([6, 5, 0])), (None, slice(1, 4), [2, 1], slice(None, None, -2))],
+                         ids=str)
+def test_constant_integer_array_index(key: Any) -> None:
+    x = np.random.default_rng(0).standard_normal(SHAPE)
+    want = x[key]
+    for backend in ("eager", "cpu"):
+        c = lm.compile_out(lambda a: a[key] * 2.0, lm.Spec(SHAPE, "f64"), backend=backend)
+        np.testing.assert_array_equal(c(x), want * 2.0)
+        seed = np.random.default_rng(1).standard_normal(want.shape)
+        expected = np.zeros(SHAPE)
+        np.add.at(expected, key, 2.0 * seed)  # a repeated index gets the sum of its seeds
+        np.testing.assert_allclose(c.vjp_with_seed(x, seed=seed)[0], expected, rtol=1e-12)
+
+
+def test_index_error_names_the_line() -> None:
+    with pytest.raises(IndexError, match=r"out of bounds for axis 0 with size 5 at .*test_indexing.py:\d+"):
+        lm.compile_out(lambda a: a[9], lm.Spec(SHAPE, "f64"))
+
+
+def test_array_index_apart_from_integers_is_refused() -> None:
+    with pytest.raises(IndexError, match="an array index and integer indices apart from it"):
+        lm.compile_out(lambda a: a[0, :, [1, 2]], lm.Spec(SHAPE, "f64"))
 
 
 def test_step_of_zero_is_a_value_error() -> None:
