@@ -46,6 +46,9 @@ def check_grads(c: _Compiled, xs: Sequence[Any], order: int = 2, seed: int = 0, 
 
     Raises AssertionError naming the identity that failed. `rtol` defaults to 1e-6 (f64), 3e-3 (f32).
     """
+    if not c._flat_args or c.signature.has_aux or not isinstance(c.signature.out, Spec):
+        raise TypeError("check_grads: takes a compiled function of array inputs and one array output (no pytrees, "
+                        "no has_aux); check a pytree function through a flat wrapper")
     if not isinstance(xs, list | tuple) or len(xs) != len(c.specs):
         got = f"{len(xs)} values" if isinstance(xs, list | tuple) else type(xs).__name__
         raise TypeError(f"check_grads: xs must be a list or tuple of {len(c.specs)} inputs, got {got}")

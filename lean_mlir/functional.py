@@ -41,17 +41,6 @@ def _input_names(treedef: Any) -> list[str]:
     return [f"input {p[1:p.index(']')]}{p[p.index(']') + 1:]}" for p in leaf_paths(treedef)]
 
 
-def _same_keys(leaves: list[Any], keys: tuple[Hashable, ...]) -> bool:
-    """Whether `leaves` are plain arrays (or Python numbers) of exactly these keys: the fast path."""
-    for v, k in zip(leaves, keys):  # noqa: B905 - same structure, same length
-        if k is _WEAK:
-            if type(v) is not float and type(v) is not int:
-                return False
-        elif type(v) is not np.ndarray or v.shape != k[0] or v.dtype is not k[1]:
-            return False
-    return True
-
-
 def _specs(treedef: Any, keys: Sequence[Hashable]) -> tuple[Any, ...]:
     """The per-argument spec pytrees of leaves with keys `keys`."""
     weak = next((dt for k in keys if k is not _WEAK for dt in [k[1]] if dt.kind == "f"), np.dtype(np.float32))
@@ -101,12 +90,6 @@ class Transformed:
 
     def _lookup(self, args: tuple[Any, ...]) -> tuple[_Compiled, list[Any]]:
         """The compiled function for these arguments (compiling it on a miss) and their leaves."""
-        fast = self._fast
-        if fast is not None and not self.static_argnums:  # the last call's structure and specs again
-            structure, keys, compiled = fast
-            leaves = structure.leaves(args)
-            if leaves is not None and _same_keys(leaves, keys):
-                return compiled, leaves
         static: tuple[Any, ...] = ()
         if self.static_argnums:
             if any(not -len(args) <= i < len(args) for i in self.static_argnums):
@@ -167,7 +150,17 @@ class Transformed:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if kwargs:
             raise TypeError(f"lm.{self.kind}: pass the arguments positionally (got keywords {sorted(kwargs)})")
-        c, leaves = self._lookup(args)
+        fast = self._fast
+        if fast is not None and not self.static_argnums:  # the last call's structure, and specs it accepts
+            leaves = fast[0].leaves(args)
+            if leaves is not None:
+                try:
+                    return self._call(fast[2], leaves)
+                except (TypeError, ValueError):  # other shapes or dtypes: the slow path compiles or explains
+                    pass
+        return self._call(*self._lookup(args))
+
+    def _call(self, c: _Compiled, leaves: list[Any]) -> Any:
         if self.kind == "jit":
             outs = c._run("f", leaves)
             return c._with_aux(c._value(outs[:c._n_out]), outs)

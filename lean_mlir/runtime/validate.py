@@ -18,7 +18,10 @@ def _coerce_one(i: int, spec: tuple[tuple[int, ...], np.dtype], v: object, what:
     shape, dt = spec
     what = f"{what} {i}" if isinstance(what, str) else what[i]  # the argument's name in messages
     dt = np.dtype(dt)
-    v = from_dlpack(v)
+    try:
+        v = from_dlpack(v)
+    except TypeError as e:
+        raise TypeError(f"{what}: {e}") from None
     typed = hasattr(v, "dtype")  # NumPy arrays and scalars, and other array libraries
     if isinstance(v, bool) or (not typed and isinstance(v, str | bytes)):
         raise TypeError(f"{what}: expected a {dt.name} value, got {type(v).__name__}")
@@ -60,6 +63,16 @@ def from_dlpack(v: object) -> object:
     arrays), without a copy; anything else as it is."""
     if type(v) is _ndarray or not hasattr(v, "__dlpack__"):
         return v
+    device = getattr(v, "__dlpack_device__", None)
+    if device is not None:
+        try:
+            kind = int(device()[0])
+        except Exception:  # a producer that cannot say: let NumPy try
+            kind = 1
+        if kind not in (1, 3):  # kDLCPU, kDLCUDAHost: host memory
+            raise TypeError(f"a {type(v).__name__} in device memory (DLPack device type {kind}): inputs are read "
+                            "from host memory; copy it to the host first (device-resident inputs are not "
+                            "supported yet)")
     if getattr(v, "requires_grad", False):
         v = v.detach()  # a torch.nn.Parameter: its values, not its graph
     try:

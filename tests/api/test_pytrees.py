@@ -291,6 +291,23 @@ def test_torch_inputs_and_outputs() -> None:
         lm.compile_out(lambda x: x * 2, lm.f32[3], output="cupy")
 
 
+def test_device_arrays_are_refused_clearly() -> None:
+    class DeviceArray:  # what CuPy and torch.cuda tensors say through DLPack
+        def __dlpack__(self, **_: object) -> None:
+            raise AssertionError("not to be read")
+
+        def __dlpack_device__(self) -> tuple[int, int]:
+            return (2, 0)  # kDLCUDA
+
+    with pytest.raises(TypeError, match=r"input 0: .*DeviceArray in device memory \(DLPack device type 2\)"):
+        lm.compile_out(lambda x: x * 2, lm.f32[3])(DeviceArray())
+
+
+def test_check_grads_refuses_pytree_functions(c: lm.CompiledScalar) -> None:
+    with pytest.raises(TypeError, match="check_grads: takes a compiled function of array inputs"):
+        lm.check_grads(c, [P, X])
+
+
 def test_jax_inputs() -> None:
     jnp = pytest.importorskip("jax.numpy")
     x = jnp.arange(6.0, dtype=jnp.float32).reshape(2, 3)
