@@ -17,6 +17,9 @@ irdl.dialect @lean {
   irdl.operation @sin { %t = irdl.base "!builtin.tensor" irdl.operands(x: %t) irdl.results(res: %t) }
   irdl.operation @cos { %t = irdl.base "!builtin.tensor" irdl.operands(x: %t) irdl.results(res: %t) }
   irdl.operation @tanh { %t = irdl.base "!builtin.tensor" irdl.operands(x: %t) irdl.results(res: %t) }
+  irdl.operation @erf { %t = irdl.base "!builtin.tensor" irdl.operands(x: %t) irdl.results(res: %t) }
+  irdl.operation @log1p { %t = irdl.base "!builtin.tensor" irdl.operands(x: %t) irdl.results(res: %t) }
+  irdl.operation @expm1 { %t = irdl.base "!builtin.tensor" irdl.operands(x: %t) irdl.results(res: %t) }
   irdl.operation @sigmoid { %t = irdl.base "!builtin.tensor" irdl.operands(x: %t) irdl.results(res: %t) }
   irdl.operation @relu { %t = irdl.base "!builtin.tensor" irdl.operands(x: %t) irdl.results(res: %t) }
   irdl.operation @softplus { %t = irdl.base "!builtin.tensor" irdl.operands(x: %t) irdl.results(res: %t) }

@@ -7,6 +7,7 @@ back-end and GPU tests; there `ref` is an independent NumPy reference (not the o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,6 +124,8 @@ CASES: list[Case] = [
     *_unary("abs", np.abs), *_unary("sign", np.sign), *_unary("exp", np.exp),
     *_unary("log", np.log, positive=True), *_unary("sin", np.sin), *_unary("cos", np.cos),
     *_unary("tanh", np.tanh), *_unary("sigmoid", lambda x: 1 / (1 + np.exp(-x))),
+    *_unary("erf", lambda x: np.vectorize(math.erf)(x)), *_unary("log1p", np.log1p, positive=True),
+    *_unary("expm1", np.expm1),
     *_unary("relu", lambda x: np.where(x > 0, x, 0)), *_unary("softplus", lambda x: np.log(1 + np.exp(x))),
     Case("stop_gradient", lambda x: lm.stop_gradient(x) * x, [(3,)], lambda x: x * x, smooth=False),
     Case("clamp", lambda x: lm.clamp(x, -0.5, 0.7), [(4, 5)], lambda x: np.minimum(np.maximum(x, -0.5), 0.7)),

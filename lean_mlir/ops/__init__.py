@@ -10,9 +10,12 @@ from .elementwise import (
     cos,
     div,
     equal,
+    erf,
     exp,
+    expm1,
     greater,
     log,
+    log1p,
     maximum,
     minimum,
     mul,
@@ -29,8 +32,8 @@ from .elementwise import (
     sub,
     tanh,
 )
-from .nn import log_softmax, logsumexp, softmax
-from .reduce import max, mean, sum
+from .nn import gelu, log_softmax, logaddexp, logsumexp, mse_loss, rsqrt, silu, softmax
+from .reduce import max, mean, std, sum, var
 from .shape import broadcast_to, concatenate, getitem, pad, reshape, reverse, slice, swapaxes, transpose
 from .tensor import API, Tensor, TraceError, constant, emit, user_code
 
@@ -38,10 +41,11 @@ __all__ = [
     "API", "OPS", "OpDef", "ShapeError", "Spec", "Tensor", "TraceError", "constant", "emit", "f32", "f64", "lookup",
     "user_code",
     # the front-end functions (lm.abs, ...), which Tensor's operators and methods call through API
-    "abs", "add", "broadcast_to", "clamp", "concatenate", "conv2d", "cos", "div", "equal", "exp", "getitem",
-    "greater", "log", "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "minimum", "mul", "neg",
-    "pad", "pow", "relu", "reshape", "reverse", "sigmoid", "sign", "sin", "slice", "softmax", "softplus", "sqrt",
-    "square", "stop_gradient", "sub", "sum", "swapaxes", "tanh", "transpose",
+    "abs", "add", "broadcast_to", "clamp", "concatenate", "conv2d", "cos", "div", "equal", "erf", "exp", "expm1",
+    "gelu", "getitem", "greater", "log", "log1p", "log_softmax", "logaddexp", "logsumexp", "matmul", "max",
+    "maximum", "mean", "minimum", "mse_loss", "mul", "neg", "pad", "pow", "relu", "reshape", "reverse", "rsqrt",
+    "sigmoid", "sign", "silu", "sin", "slice", "softmax", "softplus", "sqrt", "square", "std", "stop_gradient",
+    "sub", "sum", "swapaxes", "tanh", "transpose", "var",
 ]
 FUNCTIONS = __all__[__all__.index("abs"):]
 API.update({name: globals()[name] for name in FUNCTIONS})

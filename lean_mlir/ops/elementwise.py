@@ -104,6 +104,28 @@ elementwise("log", 1, np.log, lambda x: math.log(x), (lambda x, y, a: 1.0 / x,))
 elementwise("sin", 1, np.sin, lambda x: math.sin(x), (lambda x, y, a: cos(x),))
 elementwise("cos", 1, np.cos, lambda x: math.cos(x), (lambda x, y, a: -sin(x),))
 elementwise("tanh", 1, np.tanh, lambda x: math.tanh(x), (lambda x, y, a: 1.0 - y * y,))
+elementwise("erf", 1, lambda x: _np_erf(x), lambda x: math.erf(x),
+            (lambda x, y, a: (2 / np.sqrt(np.pi)) * exp(-square(x)),))
+# log1p and expm1 keep their precision near 0, where log(1 + x) and exp(x) - 1 lose all of it
+elementwise("log1p", 1, np.log1p, lambda x: math.log1p(x), (lambda x, y, a: 1.0 / (1.0 + x),))
+elementwise("expm1", 1, np.expm1, lambda x: _expm1(x), (lambda x, y, a: y + 1.0,))
+
+
+def _expm1(x: ir.Value) -> ir.Value:
+    """Kahan's expm1 from exp and log, both vectorized: (u - 1) * x / log(u), u = exp(x), which cancels
+    the rounding of u. (math.expm1 becomes exp(x) - 1 in convert-math-to-llvm: no digits left near 0.)"""
+    u = math.exp(x)
+    um1 = arith.subf(u, _const(x, 1))
+    ratio = arith.divf(arith.mulf(um1, x), math.log(u))
+    inf = _cmp(P.OEQ, u, _const(x, float("inf")))
+    return _select(_cmp(P.OEQ, u, _const(x, 1)), x, _select(_cmp(P.OEQ, um1, _const(x, -1)), _const(x, -1),
+                                                           _select(inf, u, ratio)))
+
+
+def _np_erf(x: np.ndarray) -> np.ndarray:
+    """erf by the C library (NumPy has none): the reference the compiled erf must match."""
+    import math as pymath
+    return np.vectorize(pymath.erf, otypes=[x.dtype])(x) if x.size else x.copy()
 
 
 def _np_sigmoid(x: np.ndarray) -> np.ndarray:
@@ -162,9 +184,9 @@ elementwise("greater", 2, lambda a, b: np.greater(a, b).astype(a.dtype), _indica
 elementwise("equal", 2, lambda a, b: np.equal(a, b).astype(a.dtype), _indicator(P.OEQ), (None, None))
 
 # ---- front end
-(neg, square, sqrt, abs, sign, exp, log, sin, cos, tanh, sigmoid, relu, softplus,  # noqa: A001 - NumPy's names
- stop_gradient) = map(unary, ("neg", "square", "sqrt", "abs", "sign", "exp", "log", "sin", "cos", "tanh", "sigmoid",
-                              "relu", "softplus", "stop_gradient"))
+(neg, square, sqrt, abs, sign, exp, log, sin, cos, tanh, erf, log1p, expm1, sigmoid, relu,  # noqa: A001 - NumPy's
+ softplus, stop_gradient) = map(unary, ("neg", "square", "sqrt", "abs", "sign", "exp", "log", "sin", "cos", "tanh",
+                                        "erf", "log1p", "expm1", "sigmoid", "relu", "softplus", "stop_gradient"))
 add, sub, mul, div, pow, maximum, minimum, greater, equal = map(  # noqa: A001
     binary, ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "greater", "equal"))
 

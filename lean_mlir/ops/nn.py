@@ -103,3 +103,37 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 def logsumexp(x: Tensor, axis: int = -1) -> Tensor:
     """log(sum(exp(x))) along `axis`, which is dropped (lean.logsumexp)."""
     return emit("logsumexp", [x], axis=normalize_axis(axis, expect_tensor(x, "logsumexp").ndim))
+
+
+# ---- compositions of the ops above and the elementwise ones (each differentiates as its parts do)
+def rsqrt(x: Tensor) -> Tensor:
+    """1 / sqrt(x)."""
+    from .elementwise import sqrt
+    return 1.0 / sqrt(x)
+
+
+def silu(x: Tensor) -> Tensor:
+    """x * sigmoid(x) (torch's SiLU, swish)."""
+    from .elementwise import sigmoid
+    return x * sigmoid(x)
+
+
+def gelu(x: Tensor, approximate: bool = False) -> Tensor:
+    """x * Phi(x), exactly with erf, or with torch's / jax's tanh approximation (approximate=True)."""
+    from .elementwise import erf, tanh
+    if approximate:
+        return 0.5 * x * (1.0 + tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * (x * x * x))))
+    return 0.5 * x * (1.0 + erf(x * (1 / np.sqrt(2))))
+
+
+def logaddexp(a: Tensor, b: Tensor) -> Tensor:
+    """log(exp(a) + exp(b)) without overflow: max(a, b) + log1p(exp(-|a - b|))."""
+    from .elementwise import abs, log1p, maximum
+    return maximum(a, b) + log1p(exp(-abs(a - b)))
+
+
+def mse_loss(prediction: Tensor, target: Tensor) -> Tensor:
+    """The mean of (prediction - target)^2 over every element (torch.nn.functional.mse_loss)."""
+    from .reduce import mean
+    d = prediction - target
+    return mean(d * d)

@@ -96,3 +96,21 @@ def _front(name: str) -> Callable[..., Tensor]:
 sum = _front("sum")  # noqa: A001 - NumPy's name
 mean = _front("mean")
 max = _front("max")  # noqa: A001 - NumPy's name
+
+
+# ---- compositions (no op of their own: mean and elementwise ops differentiate them exactly)
+def var(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """NumPy's var: the mean squared deviation from the mean, divided by n - ddof instead of n."""
+    x = expect_tensor(x, "var")
+    axes = normalize_axes(axis, x.ndim)
+    n = int(np.prod([x.shape[a] for a in axes]))
+    if not 0 <= ddof < builtins.max(n, 1):
+        raise ValueError(f"var: ddof must be in [0, {n}) for {n} elements, got {ddof}")
+    d = x - mean(x, axes, keepdims=True)
+    return mean(d * d, axes, keepdims) * (n / (n - ddof)) if ddof else mean(d * d, axes, keepdims)
+
+
+def std(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """NumPy's std: the square root of var."""
+    from .elementwise import sqrt
+    return sqrt(var(x, axis, keepdims, ddof))

@@ -121,3 +121,27 @@ func.func @clamp(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
   %0 = "lean.clamp"(%x) {lo = -1.0 : f64, hi = 2.5 : f64} : (tensor<2x3xf32>) -> tensor<2x3xf32>
   return %0 : tensor<2x3xf32>
 }
+
+// CHECK-LABEL: func.func @erf(
+// CHECK-NEXT:    %{{.*}} = "lean.erf"(%arg0) : (tensor<2x3xf32>) -> tensor<2x3xf32>
+// CHECK-NEXT:    return
+func.func @erf(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  %0 = "lean.erf"(%x) : (tensor<2x3xf32>) -> tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
+}
+
+// CHECK-LABEL: func.func @log1p(
+// CHECK-NEXT:    %{{.*}} = "lean.log1p"(%arg0) : (tensor<2x3xf32>) -> tensor<2x3xf32>
+// CHECK-NEXT:    return
+func.func @log1p(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  %0 = "lean.log1p"(%x) : (tensor<2x3xf32>) -> tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
+}
+
+// CHECK-LABEL: func.func @expm1(
+// CHECK-NEXT:    %{{.*}} = "lean.expm1"(%arg0) : (tensor<2x3xf32>) -> tensor<2x3xf32>
+// CHECK-NEXT:    return
+func.func @expm1(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  %0 = "lean.expm1"(%x) : (tensor<2x3xf32>) -> tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
+}

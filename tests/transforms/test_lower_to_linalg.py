@@ -28,10 +28,10 @@ def S(shape: tuple[int, ...], dtype: str = F32) -> Spec:
     return Spec(shape, dtype)
 
 
-UNARY = ["neg", "square", "sqrt", "abs", "sign", "exp", "log", "sin", "cos", "tanh", "sigmoid", "relu",
-         "softplus", "stop_gradient"]
+UNARY = ["neg", "square", "sqrt", "abs", "sign", "exp", "log", "sin", "cos", "tanh", "erf", "log1p", "expm1",
+         "sigmoid", "relu", "softplus", "stop_gradient"]
 BINARY = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "greater", "equal"]
-POSITIVE = {"sqrt", "log", "pow"}
+POSITIVE = {"sqrt", "log", "log1p", "pow"}
 EW_SHAPES = [((), F32), ((7,), F64), ((3, 4), F32), ((2, 0, 3), F64), ((2, 3, 5), F64)]
 
 
@@ -58,6 +58,8 @@ def _cases() -> list[Case]:
     c += [Case.single("transpose", [S(a, d)], {"permutation": p}) for a, p, d in [
         ((2, 3), (1, 0), F32), ((2, 3, 4), (2, 0, 1), F64), ((2, 0, 3), (1, 2, 0), F32), ((5,), (0,), F64),
         ((), (), F32), ((1, 2, 3, 4), (3, 1, 0, 2), F32)]]
+    c += [Case.single("reverse", [S(a, d)], {"axes": ax}) for a, ax, d in [
+        ((5,), (0,), F32), ((2, 3, 4), (0, 2), F64), ((2, 0, 3), (2,), F32), ((3, 1), (), F64)]]
     c += [Case.single("concatenate", [S(a, d), S(b, d)], {"axis": ax}) for a, b, ax, d in [
         ((2, 3), (4, 3), 0, F32), ((2, 3), (2, 0), 1, F64), ((1,), (2,), 0, F32), ((2, 3, 1), (2, 3, 2), 2, F64),
         ((0, 2), (0, 3), 1, F32)]]
