@@ -5,6 +5,7 @@ The rules for arrays live in `lean_mlir.runtime.validate.coerce_inputs`."""
 
 from __future__ import annotations
 
+import math
 import pathlib
 import re
 
@@ -226,6 +227,8 @@ NAN_X = np.array([[np.nan, 1.0, -2.0, np.inf, 0.5], [-np.inf, 0.0, 3.0, 1.0, -0.
 NAN_CASES = {  # name: (fn, NumPy reference)
     "exp": (lm.exp, np.exp), "log": (lm.log, np.log), "sqrt": (lm.sqrt, np.sqrt), "tanh": (lm.tanh, np.tanh),
     "sin": (lm.sin, np.sin), "abs": (lm.abs, np.abs), "sign": (lm.sign, np.sign),
+    "log1p": (lm.log1p, np.log1p), "expm1": (lm.expm1, np.expm1),
+    "erf": (lm.erf, np.vectorize(math.erf, otypes=[np.float64])),
     "sigmoid": (lm.sigmoid, lambda x: 1 / (1 + np.exp(-x))), "softplus": (lm.softplus, lambda x: np.logaddexp(0, x)),
     "relu": (lm.relu, lambda x: np.where(np.isnan(x), x, np.maximum(x, 0))),
     "clamp": (lambda x: lm.clamp(x, -1.0, 1.0), lambda x: np.clip(x, -1, 1)),
