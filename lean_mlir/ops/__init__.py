@@ -32,6 +32,7 @@ from .elementwise import (
     sub,
     tanh,
 )
+from .layers import avg_pool2d, batch_norm, layer_norm, max_pool2d, scaled_dot_product_attention
 from .nn import gelu, log_softmax, logaddexp, logsumexp, mse_loss, rsqrt, silu, softmax
 from .reduce import max, mean, std, sum, var
 from .shape import broadcast_to, concatenate, getitem, pad, reshape, reverse, slice, swapaxes, transpose
@@ -41,11 +42,12 @@ __all__ = [
     "API", "OPS", "OpDef", "ShapeError", "Spec", "Tensor", "TraceError", "constant", "emit", "f32", "f64", "lookup",
     "user_code",
     # the front-end functions (lm.abs, ...), which Tensor's operators and methods call through API
-    "abs", "add", "broadcast_to", "clamp", "concatenate", "conv2d", "cos", "div", "equal", "erf", "exp", "expm1",
-    "gelu", "getitem", "greater", "log", "log1p", "log_softmax", "logaddexp", "logsumexp", "matmul", "max",
-    "maximum", "mean", "minimum", "mse_loss", "mul", "neg", "pad", "pow", "relu", "reshape", "reverse", "rsqrt",
-    "sigmoid", "sign", "silu", "sin", "slice", "softmax", "softplus", "sqrt", "square", "std", "stop_gradient",
-    "sub", "sum", "swapaxes", "tanh", "transpose", "var",
+    "abs", "add", "avg_pool2d", "batch_norm", "broadcast_to", "clamp", "concatenate", "conv2d", "cos", "div",
+    "equal", "erf", "exp", "expm1", "gelu", "getitem", "greater", "layer_norm", "log", "log1p", "log_softmax",
+    "logaddexp", "logsumexp", "matmul", "max", "max_pool2d", "maximum", "mean", "minimum", "mse_loss", "mul", "neg",
+    "pad", "pow", "relu", "reshape", "reverse", "rsqrt", "scaled_dot_product_attention", "sigmoid", "sign", "silu",
+    "sin", "slice", "softmax", "softplus", "sqrt", "square", "std", "stop_gradient", "sub", "sum", "swapaxes",
+    "tanh", "transpose", "var",
 ]
 FUNCTIONS = __all__[__all__.index("abs"):]
 API.update({name: globals()[name] for name in FUNCTIONS})
