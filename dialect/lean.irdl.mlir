@@ -39,6 +39,13 @@ irdl.dialect @lean {
   // comparisons give 1.0 where true and 0.0 where false, in the operands' element type
   irdl.operation @greater { %t = irdl.base "!builtin.tensor" irdl.operands(lhs: %t, rhs: %t) irdl.results(res: %t) }
   irdl.operation @equal { %t = irdl.base "!builtin.tensor" irdl.operands(lhs: %t, rhs: %t) irdl.results(res: %t) }
+  irdl.operation @greater_equal {
+    %t = irdl.base "!builtin.tensor" irdl.operands(lhs: %t, rhs: %t) irdl.results(res: %t)
+  }
+  irdl.operation @not_equal { %t = irdl.base "!builtin.tensor" irdl.operands(lhs: %t, rhs: %t) irdl.results(res: %t) }
+  irdl.operation @where {
+    %t = irdl.base "!builtin.tensor" irdl.operands(cond: %t, lhs: %t, rhs: %t) irdl.results(res: %t)
+  }
   // ---- constants
   irdl.operation @constant {
     %t = irdl.base "!builtin.tensor" %v = irdl.base "#builtin.dense_int_or_fp_elements"

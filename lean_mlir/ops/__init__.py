@@ -14,12 +14,16 @@ from .elementwise import (
     exp,
     expm1,
     greater,
+    greater_equal,
+    less,
+    less_equal,
     log,
     log1p,
     maximum,
     minimum,
     mul,
     neg,
+    not_equal,
     pow,
     relu,
     sigmoid,
@@ -31,6 +35,7 @@ from .elementwise import (
     stop_gradient,
     sub,
     tanh,
+    where,
 )
 from .layers import avg_pool2d, batch_norm, layer_norm, max_pool2d, scaled_dot_product_attention
 from .nn import gelu, log_softmax, logaddexp, logsumexp, mse_loss, rsqrt, silu, softmax
@@ -43,11 +48,11 @@ __all__ = [
     "user_code",
     # the front-end functions (lm.abs, ...), which Tensor's operators and methods call through API
     "abs", "add", "avg_pool2d", "batch_norm", "broadcast_to", "clamp", "concatenate", "conv2d", "cos", "div",
-    "equal", "erf", "exp", "expm1", "gelu", "getitem", "greater", "layer_norm", "log", "log1p", "log_softmax",
-    "logaddexp", "logsumexp", "matmul", "max", "max_pool2d", "maximum", "mean", "minimum", "mse_loss", "mul", "neg",
-    "pad", "pow", "relu", "reshape", "reverse", "rsqrt", "scaled_dot_product_attention", "sigmoid", "sign", "silu",
-    "sin", "slice", "softmax", "softplus", "sqrt", "square", "std", "stop_gradient", "sub", "sum", "swapaxes",
-    "tanh", "transpose", "var",
+    "equal", "erf", "exp", "expm1", "gelu", "getitem", "greater", "greater_equal", "layer_norm", "less",
+    "less_equal", "log", "log1p", "log_softmax", "logaddexp", "logsumexp", "matmul", "max", "max_pool2d", "maximum",
+    "mean", "minimum", "mse_loss", "mul", "neg", "not_equal", "pad", "pow", "relu", "reshape", "reverse", "rsqrt",
+    "scaled_dot_product_attention", "sigmoid", "sign", "silu", "sin", "slice", "softmax", "softplus", "sqrt",
+    "square", "std", "stop_gradient", "sub", "sum", "swapaxes", "tanh", "transpose", "var", "where",
 ]
 FUNCTIONS = __all__[__all__.index("abs"):]
 API.update({name: globals()[name] for name in FUNCTIONS})

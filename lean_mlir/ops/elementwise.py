@@ -182,13 +182,56 @@ def _indicator(pred: arith.CmpFPredicate) -> Callable[..., ir.Value]:
 
 elementwise("greater", 2, lambda a, b: np.greater(a, b).astype(a.dtype), _indicator(P.OGT), (None, None))
 elementwise("equal", 2, lambda a, b: np.equal(a, b).astype(a.dtype), _indicator(P.OEQ), (None, None))
+elementwise("greater_equal", 2, lambda a, b: np.greater_equal(a, b).astype(a.dtype), _indicator(P.OGE),
+            (None, None))
+elementwise("not_equal", 2, lambda a, b: np.not_equal(a, b).astype(a.dtype), _indicator(P.UNE), (None, None))
+
+# where(cond, a, b): a where cond is nonzero (a 0/1 mask from the comparisons), else b. The branch not
+# taken gets a zero cotangent; as in JAX, a nan that its own derivative makes (log at 0) still shows:
+# mask that branch's input too
+register(OpDef(
+    "where", ("cond", "lhs", "rhs"), _same, lambda c, a, b: np.where(c != 0, a, b),
+    jvp=(None, lambda t, c, a, b, y, at: where(c, t, 0.0), lambda t, c, a, b, y, at: where(c, 0.0, t)),
+    vjp=(None, lambda g, c, a, b, y, at: where(c, g, 0.0), lambda g, c, a, b, y, at: where(c, 0.0, g)),
+    elementwise=lambda c, a, b: _select(_cmp(P.UNE, c, _const(c, 0)), a, b)))
 
 # ---- front end
 (neg, square, sqrt, abs, sign, exp, log, sin, cos, tanh, erf, log1p, expm1, sigmoid, relu,  # noqa: A001 - NumPy's
  softplus, stop_gradient) = map(unary, ("neg", "square", "sqrt", "abs", "sign", "exp", "log", "sin", "cos", "tanh",
                                         "erf", "log1p", "expm1", "sigmoid", "relu", "softplus", "stop_gradient"))
-add, sub, mul, div, pow, maximum, minimum, greater, equal = map(  # noqa: A001
-    binary, ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "greater", "equal"))
+add, sub, mul, div, pow, maximum, minimum, greater, equal, greater_equal, not_equal = map(  # noqa: A001
+    binary, ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "greater", "equal", "greater_equal",
+             "not_equal"))
+
+
+def less(a: Any, b: Any) -> Tensor:
+    """1.0 where a < b, else 0.0 (lean.greater with the operands swapped)."""
+    return greater(b, a)
+
+
+def less_equal(a: Any, b: Any) -> Tensor:
+    """1.0 where a <= b, else 0.0 (lean.greater_equal with the operands swapped)."""
+    return greater_equal(b, a)
+
+
+def where(cond: Any, a: Any, b: Any) -> Tensor:
+    """NumPy's where with broadcasting: `a` where `cond` is nonzero (or True), else `b` (lean.where).
+    Comparisons give 0/1 masks of the operands' float type; a NumPy bool array serves as a constant."""
+    values = [v for v in (a, b, cond) if isinstance(v, Tensor)]
+    if not values:
+        raise TypeError("where: at least one operand must be a traced value")
+    like = next((v for v in (a, b) if isinstance(v, Tensor)), values[0])
+    shape = broadcast_shapes(*[v.shape if isinstance(v, Tensor) else np.shape(v) for v in (cond, a, b)])
+    from .shape import broadcast_to
+    operands = []
+    for v in (cond, a, b):
+        if isinstance(v, Tensor):
+            if v.dtype != like.dtype:
+                raise ShapeError(f"where: element types differ: {v.dtype} and {like.dtype} (no implicit promotion)")
+            operands.append(broadcast_to(v, shape))
+        else:
+            operands.append(constant(_number(v).astype(np.float64), Spec(shape, like.dtype)))
+    return emit("where", operands)
 
 
 def clamp(x: Tensor, lo: float, hi: float) -> Tensor:

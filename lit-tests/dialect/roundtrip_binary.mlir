@@ -73,3 +73,27 @@ func.func @equal(%a: tensor<2x3xf32>, %b: tensor<2x3xf32>) -> tensor<2x3xf32> {
   %0 = "lean.equal"(%a, %b) : (tensor<2x3xf32>, tensor<2x3xf32>) -> tensor<2x3xf32>
   return %0 : tensor<2x3xf32>
 }
+
+// CHECK-LABEL: func.func @greater_equal(
+// CHECK-NEXT:    %{{.*}} = "lean.greater_equal"(%arg0, %arg1) : (tensor<f64>, tensor<f64>) -> tensor<f64>
+// CHECK-NEXT:    return
+func.func @greater_equal(%a: tensor<f64>, %b: tensor<f64>) -> tensor<f64> {
+  %0 = "lean.greater_equal"(%a, %b) : (tensor<f64>, tensor<f64>) -> tensor<f64>
+  return %0 : tensor<f64>
+}
+
+// CHECK-LABEL: func.func @not_equal(
+// CHECK-NEXT:    %{{.*}} = "lean.not_equal"(%arg0, %arg1) : (tensor<f64>, tensor<f64>) -> tensor<f64>
+// CHECK-NEXT:    return
+func.func @not_equal(%a: tensor<f64>, %b: tensor<f64>) -> tensor<f64> {
+  %0 = "lean.not_equal"(%a, %b) : (tensor<f64>, tensor<f64>) -> tensor<f64>
+  return %0 : tensor<f64>
+}
+
+// CHECK-LABEL: func.func @where(
+// CHECK-NEXT:    %{{.*}} = "lean.where"(%arg0, %arg1, %arg2) : (tensor<3xf32>, tensor<3xf32>, tensor<3xf32>) -> tensor<3xf32>
+// CHECK-NEXT:    return
+func.func @where(%c: tensor<3xf32>, %a: tensor<3xf32>, %b: tensor<3xf32>) -> tensor<3xf32> {
+  %0 = "lean.where"(%c, %a, %b) : (tensor<3xf32>, tensor<3xf32>, tensor<3xf32>) -> tensor<3xf32>
+  return %0 : tensor<3xf32>
+}

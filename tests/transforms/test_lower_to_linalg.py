@@ -30,7 +30,7 @@ def S(shape: tuple[int, ...], dtype: str = F32) -> Spec:
 
 UNARY = ["neg", "square", "sqrt", "abs", "sign", "exp", "log", "sin", "cos", "tanh", "erf", "log1p", "expm1",
          "sigmoid", "relu", "softplus", "stop_gradient"]
-BINARY = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "greater", "equal"]
+BINARY = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "greater", "equal", "greater_equal", "not_equal"]
 POSITIVE = {"sqrt", "log", "log1p", "pow"}
 EW_SHAPES = [((), F32), ((7,), F64), ((3, 4), F32), ((2, 0, 3), F64), ((2, 3, 5), F64)]
 
@@ -40,8 +40,10 @@ def _cases() -> list[Case]:
     for op in UNARY:
         c += [Case.single(op, [S(s, d)], domain="positive" if op in POSITIVE else "normal") for s, d in EW_SHAPES]
     for op in BINARY:
-        dom = "positive" if op in POSITIVE else "ties" if op in ("maximum", "minimum", "greater", "equal") else "normal"
+        ties = ("maximum", "minimum", "greater", "equal", "greater_equal", "not_equal")
+        dom = "positive" if op in POSITIVE else "ties" if op in ties else "normal"
         c += [Case.single(op, [S(s, d), S(s, d)], domain=dom) for s, d in EW_SHAPES]
+    c += [Case.single("where", [S(s, d)] * 3, domain="ties") for s, d in EW_SHAPES]
     c += [Case.single("clamp", [S(s, d)], {"lo": -0.5, "hi": 0.7}) for s, d in EW_SHAPES]
     c += [Case.single("clamp", [S((4,), F64)], {"lo": 0.25, "hi": 0.25})]
     # constants: splat, non-splat, rank 0, size 0, with NaN
