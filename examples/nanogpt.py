@@ -10,7 +10,6 @@ Tokens are one-hot rows (integer token ids and `lm.take` come with integer tenso
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from typing import Any
 
@@ -40,36 +39,22 @@ def init_params(rng: np.random.Generator, vocab: int, seq: int, width: int, bloc
             "ln_f": norm()}
 
 
-def layer_norm(x: lm.Tensor, p: Params, eps: float = 1e-5) -> lm.Tensor:
-    mu = x.mean(axis=-1, keepdims=True)
-    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
-    return (x - mu) / lm.sqrt(var + eps) * p["g"] + p["b"]
-
-
-def gelu(x: lm.Tensor) -> lm.Tensor:  # the tanh approximation (erf comes with the math ops)
-    return 0.5 * x * (1 + lm.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)))
-
-
-def attention(x: lm.Tensor, p: Params, heads: int, mask: np.ndarray) -> lm.Tensor:
+def attention(x: lm.Tensor, p: Params, heads: int) -> lm.Tensor:
     batch, seq, width = x.shape
-    d = width // heads
     qkv = x @ p["wqkv"] + p["bqkv"]
-    q, k, v = (qkv[:, :, i * width:(i + 1) * width].reshape(batch, seq, heads, d).swapaxes(1, 2) for i in range(3))
-    att = lm.softmax(q @ k.swapaxes(-1, -2) / math.sqrt(d) + mask, axis=-1)
-    y = (att @ v).swapaxes(1, 2).reshape(batch, seq, width)
-    return y @ p["wo"] + p["bo"]
+    q, k, v = (qkv[:, :, i * width:(i + 1) * width].reshape(batch, seq, heads, -1).swapaxes(1, 2) for i in range(3))
+    y = lm.scaled_dot_product_attention(q, k, v, causal=True)
+    return y.swapaxes(1, 2).reshape(batch, seq, width) @ p["wo"] + p["bo"]
 
 
 def loss(params: Params, tokens: lm.Tensor, targets: lm.Tensor, heads: int = 2) -> tuple[lm.Tensor, lm.Tensor]:
     """Mean cross-entropy of the next token; aux: the logits. tokens/targets: one-hot (batch, seq, vocab)."""
-    batch, seq, vocab = tokens.shape
-    mask = np.triu(np.full((seq, seq), -1e9, np.float32 if tokens.dtype == "f32" else np.float64), 1)
     x = tokens @ params["wte"] + params["wpe"]
     for blk in params["blocks"]:
-        x = x + attention(layer_norm(x, blk["ln1"]), blk["attn"], heads, mask)
-        h = layer_norm(x, blk["ln2"]) @ blk["mlp"]["w1"] + blk["mlp"]["b1"]
-        x = x + gelu(h) @ blk["mlp"]["w2"] + blk["mlp"]["b2"]
-    logits = layer_norm(x, params["ln_f"]) @ params["wte"].T  # tied output head
+        x = x + attention(lm.layer_norm(x, blk["ln1"]["g"], blk["ln1"]["b"]), blk["attn"], heads)
+        h = lm.layer_norm(x, blk["ln2"]["g"], blk["ln2"]["b"]) @ blk["mlp"]["w1"] + blk["mlp"]["b1"]
+        x = x + lm.gelu(h) @ blk["mlp"]["w2"] + blk["mlp"]["b2"]
+    logits = lm.layer_norm(x, params["ln_f"]["g"], params["ln_f"]["b"]) @ params["wte"].T  # tied output head
     nll = -(targets * lm.log_softmax(logits, axis=-1)).sum(axis=-1)
     return nll.mean(), logits
 
