@@ -279,8 +279,8 @@ class _Compiled:
         return program.run(name, arrays, self._labels[name])
 
     # ---- results
-    def _arrays(self, arrays: Sequence[np.ndarray]) -> list[Any]:
-        return list(arrays) if self._convert is None else [self._convert(a) for a in arrays]
+    def _arrays(self, arrays: Sequence[np.ndarray]) -> Sequence[Any]:
+        return arrays if self._convert is None else [self._convert(a) for a in arrays]
 
     def _value(self, leaves: Sequence[np.ndarray]) -> Any:
         """The function's value (not aux) from its leaves."""

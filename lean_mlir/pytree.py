@@ -157,6 +157,9 @@ def _extractor(treedef: TreeDef) -> Callable[[Any, list[Any]], bool]:
         if flat:
             return lambda x, out: type(x) is cls and len(x) == n and (out.extend(x) or True)
         fs = [_extractor(c) for c in children]
+        if n == 1:  # the arguments tuple of a one-argument function
+            only = fs[0]
+            return lambda x, out: type(x) is cls and len(x) == 1 and only(x[0], out)
 
         def extract_seq(x: Any, out: list[Any]) -> bool:
             if type(x) is not cls or len(x) != n:
@@ -191,13 +194,16 @@ def _builder(treedef: TreeDef, start: int) -> Callable[[list[Any]], Any]:
         if cls is tuple:
             return lambda leaves: tuple(leaves[start:end])
         if cls is list:
-            return lambda leaves: leaves[start:end]
+            return lambda leaves: list(leaves[start:end])
     fs, offset = [], start
     for c in children:
         fs.append(_builder(c, offset))
         offset += num_leaves(c)
     if cls is dict:
         return lambda leaves: {k: f(leaves) for k, f in zip(aux, fs, strict=True)}
+    if cls is tuple and len(fs) == 1:
+        only = fs[0]
+        return lambda leaves: (only(leaves),)
     if cls is tuple or cls is list:
         return lambda leaves: cls([f(leaves) for f in fs])
     node = _registry.get(cls)

@@ -321,3 +321,12 @@ def test_pytree_call_overhead_is_logged_not_asserted(caplog: pytest.LogCaptureFi
         for _ in range(3):
             f({"a": np.ones(2)})
     assert sum("compiled" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_container_types_survive_the_round_trip() -> None:
+    spec = [lm.f64[2], (lm.f64[2], Layer(lm.f64[2], None))]
+    c = lm.compile_scalar(lambda p: lm.sum(p[0] * p[1][0] * p[1][1].w), spec)
+    ones = np.ones(2)
+    (g,) = c.backward([ones, (ones * 2, Layer(ones * 3, None))])
+    assert type(g) is list and type(g[1]) is tuple and type(g[1][1]) is Layer and g[1][1].b is None
+    np.testing.assert_array_equal(g[1][1].w, np.full(2, 2.0))
