@@ -1,7 +1,7 @@
 """The op table: the rule table (`OPS`), traced values (`Tensor`, `emit`) and the front-end function
 of every lean op."""
 
-from .contract import conv2d, matmul
+from .contract import conv2d, conv_transpose2d, matmul
 from .core import OPS, OpDef, ShapeError, Spec, f32, f64, lookup
 from .elementwise import (
     abs,
@@ -47,12 +47,12 @@ __all__ = [
     "API", "OPS", "OpDef", "ShapeError", "Spec", "Tensor", "TraceError", "constant", "emit", "f32", "f64", "lookup",
     "user_code",
     # the front-end functions (lm.abs, ...), which Tensor's operators and methods call through API
-    "abs", "add", "avg_pool2d", "batch_norm", "broadcast_to", "clamp", "concatenate", "conv2d", "cos", "div",
-    "equal", "erf", "exp", "expm1", "gelu", "getitem", "greater", "greater_equal", "layer_norm", "less",
-    "less_equal", "log", "log1p", "log_softmax", "logaddexp", "logsumexp", "matmul", "max", "max_pool2d", "maximum",
-    "mean", "minimum", "mse_loss", "mul", "neg", "not_equal", "pad", "pow", "relu", "reshape", "reverse", "rsqrt",
-    "scaled_dot_product_attention", "sigmoid", "sign", "silu", "sin", "slice", "softmax", "softplus", "sqrt",
-    "square", "std", "stop_gradient", "sub", "sum", "swapaxes", "tanh", "transpose", "var", "where",
+    "abs", "add", "avg_pool2d", "batch_norm", "broadcast_to", "clamp", "concatenate", "conv2d", "conv_transpose2d",
+    "cos", "div", "equal", "erf", "exp", "expm1", "gelu", "getitem", "greater", "greater_equal", "layer_norm",
+    "less", "less_equal", "log", "log1p", "log_softmax", "logaddexp", "logsumexp", "matmul", "max", "max_pool2d",
+    "maximum", "mean", "minimum", "mse_loss", "mul", "neg", "not_equal", "pad", "pow", "relu", "reshape", "reverse",
+    "rsqrt", "scaled_dot_product_attention", "sigmoid", "sign", "silu", "sin", "slice", "softmax", "softplus",
+    "sqrt", "square", "std", "stop_gradient", "sub", "sum", "swapaxes", "tanh", "transpose", "var", "where",
 ]
 FUNCTIONS = __all__[__all__.index("abs"):]
 API.update({name: globals()[name] for name in FUNCTIONS})

@@ -250,6 +250,63 @@ register(OpDef(
     attrs=CONV_ATTRS, shape_from_result=True, lower=_lower_filter_grad))
 
 
-def conv2d(x: Tensor, w: Tensor, stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0) -> Tensor:
-    """2-D convolution (cross-correlation) of an NCHW input with OIHW filters, zero padding."""
-    return emit("conv2d", [x, w], stride=_pair(stride), padding=_pair(padding))
+def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, stride: int | Sequence[int] = 1,
+           padding: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1, groups: int = 1) -> Tensor:
+    """torch's conv2d: the cross-correlation of an NCHW input with OIHW filters (lean.conv2d), zero
+    padding; `b`: a bias per output channel. `dilation` spaces the filter taps (the filter is spread
+    with zeros: exact, at the cost of the zeros' multiplies); `groups` splits the channels into
+    independent convolutions (one lean.conv2d per group, concatenated)."""
+    x, w = expect_tensor(x, "conv2d"), expect_tensor(w, "conv2d", 1)
+    dh, dw = _pair(dilation)
+    if min(dh, dw) < 1 or not isinstance(groups, int) or groups < 1:
+        raise TraceError(f"lean.conv2d: dilation {dilation} and groups {groups} must be positive integers")
+    if dh > 1 or dw > 1:
+        w = _spread(_spread(w, 2, dh), 3, dw)
+    if groups == 1:
+        y = emit("conv2d", [x, w], stride=_pair(stride), padding=_pair(padding))
+    else:
+        from .shape import concatenate, slice
+        if x.ndim != 4 or w.ndim != 4 or x.shape[1] % groups or w.shape[0] % groups or \
+                w.shape[1] * groups != x.shape[1]:
+            raise TraceError(f"lean.conv2d: {groups} groups do not divide input {x.shape} and filters {w.shape} "
+                             "(channels = groups * filter channels, filters a multiple of groups)")
+        cg, og = x.shape[1] // groups, w.shape[0] // groups
+        parts = [emit("conv2d", [slice(x, (0, g * cg, 0, 0), (x.shape[0], cg, *x.shape[2:])),
+                                 slice(w, (g * og, 0, 0, 0), (og, *w.shape[1:]))],
+                      stride=_pair(stride), padding=_pair(padding)) for g in range(groups)]
+        y = concatenate(parts, axis=1)
+    return y if b is None else y + reshape(b, (y.shape[1], 1, 1))
+
+
+def _spread(t: Tensor, axis: int, d: int) -> Tensor:
+    """`t` with d - 1 zeros between consecutive elements along `axis` (size k -> (k - 1) * d + 1)."""
+    from .shape import pad, slice
+    k = t.shape[axis]
+    split = t.shape[:axis + 1] + (1,) + t.shape[axis + 1:]
+    wide = pad(reshape(t, split), (0,) * len(split), split[:axis + 1] + (d,) + split[axis + 2:])
+    flat = reshape(wide, t.shape[:axis] + (k * d,) + t.shape[axis + 1:])
+    return slice(flat, (0,) * t.ndim, t.shape[:axis] + ((k - 1) * d + 1,) + t.shape[axis + 1:])
+
+
+def conv_transpose2d(x: Tensor, w: Tensor, b: Tensor | None = None, stride: int | Sequence[int] = 1,
+                     padding: int | Sequence[int] = 0, output_padding: int | Sequence[int] = 0) -> Tensor:
+    """torch's conv_transpose2d (the adjoint of conv2d in x): NCHW input, (C_in, C_out, kh, kw)
+    filters. Composed as a stride-1 conv2d of the input spread by `stride` and padded by
+    kernel - 1 - padding (output_padding more at the end), with the filters flipped and swapped."""
+    from .shape import pad, reverse, transpose
+    x, w = expect_tensor(x, "conv_transpose2d"), expect_tensor(w, "conv_transpose2d", 1)
+    (sh, sw), (ph, pw), (oh, ow) = _pair(stride), _pair(padding), _pair(output_padding)
+    if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[0]:
+        raise TraceError(f"lean.conv_transpose2d: expected NCHW input and (C_in, C_out, kh, kw) filters with the "
+                         f"same C_in, got {x.shape} and {w.shape}")
+    kh, kw = w.shape[2:]
+    if min(sh, sw) < 1 or not (0 <= ph <= kh - 1 and 0 <= pw <= kw - 1) or not (0 <= oh < sh and 0 <= ow < sw):
+        raise TraceError(f"lean.conv_transpose2d: stride {sh, sw} must be >= 1, padding {ph, pw} in [0, kernel - 1] "
+                         f"and output_padding {oh, ow} below the stride")
+    xs = _spread(_spread(x, 2, sh), 3, sw) if sh > 1 or sw > 1 else x
+    lo = (0, 0, kh - 1 - ph, kw - 1 - pw)
+    big = (xs.shape[0], xs.shape[1], xs.shape[2] + 2 * lo[2] + oh, xs.shape[3] + 2 * lo[3] + ow)
+    xp = pad(xs, lo, big)
+    wf = transpose(reverse(w, (2, 3)), (1, 0, 2, 3))
+    y = emit("conv2d", [xp, wf], stride=(1, 1), padding=(0, 0))
+    return y if b is None else y + reshape(b, (y.shape[1], 1, 1))

@@ -85,3 +85,43 @@ def test_layer_errors() -> None:
         lm.compile_out(lambda x: lm.max_pool2d(x, 2, padding=2), lm.f32[1, 1, 4, 4])
     with pytest.raises(TypeError, match="kernel must be an int or a pair of ints"):
         lm.compile_out(lambda x: lm.avg_pool2d(x, (2, 2, 2)), lm.f32[1, 1, 4, 4])
+
+
+def _np_conv_transpose(x: np.ndarray, w: np.ndarray, s: int, p: int, op: int) -> np.ndarray:
+    n, c, h, wd = x.shape
+    _, o, kh, kw = w.shape
+    full = np.zeros((n, o, (h - 1) * s + kh + op, (wd - 1) * s + kw + op))
+    for i in range(h):
+        for j in range(wd):
+            full[:, :, i * s:i * s + kh, j * s:j * s + kw] += np.einsum("nc,cokl->nokl", x[:, :, i, j], w)
+    return full[:, :, p:full.shape[2] - p, p:full.shape[3] - p]
+
+
+@pytest.mark.parametrize(("s", "p", "op"), [(1, 0, 0), (2, 1, 1), (3, 2, 0)])
+def test_conv_transpose2d(s: int, p: int, op: int) -> None:
+    x, w, b = RNG.standard_normal((2, 3, 4, 5)), RNG.standard_normal((3, 2, 3, 3)), RNG.standard_normal(2)
+    c = lm.compile_out(lambda x, w, b: lm.conv_transpose2d(x, w, b, stride=s, padding=p, output_padding=op), x, w, b)
+    want = _np_conv_transpose(x, w, s, p, op) + b[:, None, None]
+    np.testing.assert_allclose(c(x, w, b), want, rtol=1e-12, atol=1e-12)
+    lm.check_grads(c, [x, w, b], order=1)
+
+
+@pytest.mark.parametrize("kwargs", [{"dilation": 2, "padding": 2}, {"groups": 3, "stride": 2},
+                                    {"groups": 3, "dilation": (1, 2), "padding": 1}], ids=str)
+def test_conv2d_bias_dilation_groups(kwargs: dict) -> None:
+    groups = kwargs.get("groups", 1)
+    x, w, b = RNG.standard_normal((2, 6, 7, 7)), RNG.standard_normal((3 * groups, 6 // groups, 3, 3)), None
+    b = RNG.standard_normal(3 * groups)
+    c = lm.compile_out(lambda x, w, b: lm.conv2d(x, w, b, **kwargs), x, w, b)
+    lm.check_grads(c, [x, w, b], order=1)
+    torch = pytest.importorskip("torch")
+    want = torch.nn.functional.conv2d(*(torch.tensor(a) for a in (x, w, b)), **kwargs).numpy()
+    np.testing.assert_allclose(c(x, w, b), want, rtol=1e-10, atol=1e-12)
+
+
+def test_conv_errors() -> None:
+    with pytest.raises(lm.TraceError, match="2 groups do not divide input"):
+        lm.compile_out(lambda x, w: lm.conv2d(x, w, groups=2), lm.f32[1, 3, 4, 4], lm.f32[2, 1, 3, 3])
+    with pytest.raises(lm.TraceError, match="conv_transpose2d: stride .* output_padding"):
+        lm.compile_out(lambda x, w: lm.conv_transpose2d(x, w, stride=2, output_padding=2), lm.f32[1, 3, 4, 4],
+                       lm.f32[3, 2, 3, 3])
