@@ -137,3 +137,15 @@ def mse_loss(prediction: Tensor, target: Tensor) -> Tensor:
     from .reduce import mean
     d = prediction - target
     return mean(d * d)
+
+
+def cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """torch's cross_entropy with class-probability targets (one-hot rows, or soft labels) of the
+    logits' shape, classes on axis 1: the batch mean of -sum(target * log_softmax(logits)). Integer
+    class labels come with integer tensors."""
+    if expect_tensor(logits, "cross_entropy").shape != getattr(target, "shape", None):
+        raise TypeError(f"cross_entropy: target must be class probabilities of the logits' shape {logits.shape}, "
+                        f"got {getattr(target, 'shape', type(target).__name__)}")
+    axis = 1 if logits.ndim > 1 else 0
+    return sum(-(target * log_softmax(logits, axis)), axis).mean() if logits.ndim > 1 else \
+        sum(-(target * log_softmax(logits, 0)))

@@ -114,3 +114,8 @@ def std(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = F
     """NumPy's std: the square root of var."""
     from .elementwise import sqrt
     return sqrt(var(x, axis, keepdims, ddof))
+
+
+def min(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """NumPy's min, as -max(-x) (ties share the derivative, as for max)."""
+    return -max(-expect_tensor(x, "min"), axis, keepdims)

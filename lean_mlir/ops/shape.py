@@ -359,3 +359,73 @@ def getitem(x: Tensor, key: object) -> Tensor:
     if flipped:
         y = reverse(reshape(y, counts), flipped)
     return reshape(y, tuple(out_shape))
+
+
+def expand_dims(x: Tensor, axis: int | Sequence[int]) -> Tensor:
+    """NumPy's expand_dims: new size-1 axes at `axis` (positions in the result)."""
+    x = expect_tensor(x, "expand_dims")
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    rank = x.ndim + len(axes)
+    try:
+        new = sorted(normalize_axis(a, rank) for a in axes)
+        check(len(set(new)) == len(new), f"repeated axis in {axes}")
+    except ShapeError as e:
+        raise trace_error("expand_dims", e) from None
+    dims = iter(x.shape)
+    return reshape(x, tuple(1 if a in new else next(dims) for a in range(rank)))
+
+
+def squeeze(x: Tensor, axis: int | Sequence[int] | None = None) -> Tensor:
+    """NumPy's squeeze: drop the size-1 axes (those of `axis`, which must have size 1)."""
+    x = expect_tensor(x, "squeeze")
+    try:
+        axes = [a for a, d in enumerate(x.shape) if d == 1] if axis is None else \
+            [normalize_axis(a, x.ndim) for a in ((axis,) if isinstance(axis, int) else axis)]
+        check(all(x.shape[a] == 1 for a in axes), f"cannot squeeze axes {axis} of shape {x.shape}: size is not 1")
+    except ShapeError as e:
+        raise trace_error("squeeze", e) from None
+    return reshape(x, tuple(d for a, d in enumerate(x.shape) if a not in axes))
+
+
+def stack(xs: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """NumPy's stack: the values (of one shape) along a new axis."""
+    xs = [expect_tensor(x, "stack", i) for i, x in enumerate(xs)]
+    if not xs:
+        raise trace_error("stack", ShapeError("stack needs at least one array"))
+    if len({x.shape for x in xs}) != 1:
+        raise trace_error("stack", ShapeError(f"all values must have one shape, got {[x.shape for x in xs]}"))
+    return concatenate([expand_dims(x, axis) for x in xs], axis)
+
+
+def split(x: Tensor, sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
+    """NumPy's split: `sections` equal parts, or the parts between the given indices, along `axis`."""
+    x = expect_tensor(x, "split")
+    try:
+        axis = normalize_axis(axis, x.ndim)
+        n = x.shape[axis]
+        if isinstance(sections, int):
+            check(sections > 0 and n % sections == 0, f"{n} elements do not split into {sections} equal parts")
+            bounds = [n // sections * i for i in range(sections + 1)]
+        else:
+            bounds = [0, *[builtins.min(builtins.max(int(i), 0), n) for i in sections], n]
+            check(bounds == sorted(bounds), f"split indices {list(sections)} must be increasing")
+    except ShapeError as e:
+        raise trace_error("split", e) from None
+    lead = (builtins.slice(None),) * axis
+    return [x[(*lead, builtins.slice(lo, hi))] for lo, hi in zip(bounds, bounds[1:], strict=False)]
+
+
+def cumsum(x: Tensor, axis: int = -1) -> Tensor:
+    """NumPy's cumsum along `axis`, as log2(n) rounds of shifted adds (Hillis-Steele), so its JVP and
+    VJP are shifted adds too (the VJP is the reversed cumulative sum)."""
+    x = expect_tensor(x, "cumsum")
+    try:
+        axis = normalize_axis(axis, x.ndim)
+    except ShapeError as e:
+        raise trace_error("cumsum", e) from None
+    n, y, shift = x.shape[axis], x, 1
+    while shift < n:
+        kept = tuple(n - shift if a == axis else d for a, d in enumerate(x.shape))
+        moved = pad(slice(y, (0,) * x.ndim, kept), tuple(shift if a == axis else 0 for a in range(x.ndim)), x.shape)
+        y, shift = y + moved, shift * 2
+    return y

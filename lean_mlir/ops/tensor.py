@@ -142,7 +142,8 @@ class Tensor:
         return self
 
     # the unary math functions as methods (x.exp(), x.tanh(), ...), as NumPy arrays and torch tensors have
-    for _name in ("exp", "log", "sin", "cos", "tanh", "sqrt", "abs", "sign", "sigmoid", "relu", "softplus", "square"):
+    for _name in ("exp", "log", "sin", "cos", "tanh", "sqrt", "abs", "sign", "sigmoid", "relu", "softplus", "square",
+                  "erf", "log1p", "expm1"):
         locals()[_name] = (lambda name: lambda self: API[name](self))(_name)
     del _name
 
@@ -157,6 +158,21 @@ class Tensor:
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         return API["max"](self, axis, keepdims)
+
+    def min(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return API["min"](self, axis, keepdims)
+
+    def var(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+        return API["var"](self, axis, keepdims, ddof)
+
+    def std(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+        return API["std"](self, axis, keepdims, ddof)
+
+    def cumsum(self, axis: int = -1) -> Tensor:
+        return API["cumsum"](self, axis)
+
+    def squeeze(self, axis: int | Sequence[int] | None = None) -> Tensor:
+        return API["squeeze"](self, axis)
 
 
 def expect_tensor(x: Any, name: str, i: int = 0) -> Tensor:
