@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from .compiled import CompiledOut, CompiledScalar, _Compiled
-from .ops import Spec
+from .ops import Spec, concatenate, reshape
+from .pytree import tree_leaves, tree_structure, tree_unflatten
 
 TOLERANCE = {"f64": 1e-6, "f32": 3e-3}
 
@@ -40,6 +41,27 @@ def _twin(c: _Compiled, cls: type[_Compiled] | None = None, fn: Any = None) -> _
     return (cls or type(c))(fn or c.fn, specs, "eager", c.wrt)
 
 
+def _flat(c: _Compiled, xs: Sequence[Any]) -> tuple[_Compiled, list[Any]]:
+    """A function of pytrees (or with aux) as one of its flat leaves returning one flat array (its
+    value's leaves, raveled and concatenated), and `xs` as those leaves: what the checks below take."""
+    if c.fn is None:
+        raise TypeError("check_grads: an unpickled pytree function has no Python function to check")
+    if not isinstance(xs, list | tuple):
+        raise TypeError(f"check_grads: xs must be a list or tuple of the inputs, got {type(xs).__name__}")
+    in_def, fn, sig = tree_structure(c.signature.args), c.fn, c.signature
+
+    def flat(*leaves: Any) -> Any:
+        out = fn(*tree_unflatten(in_def, leaves))
+        out = out[0] if sig.has_aux else out
+        parts = tree_leaves(out)
+        if isinstance(sig.out, Spec):
+            return parts[0]
+        return concatenate([reshape(p, (-1,)) for p in parts])
+
+    cls = CompiledScalar if isinstance(c, CompiledScalar) else CompiledOut
+    return cls(flat, c.specs, c.backend, c.wrt, c.options), c._inputs(tuple(xs), "check_grads")
+
+
 def check_grads(c: _Compiled, xs: Sequence[Any], order: int = 2, seed: int = 0, eps: float = 1e-6,
                 rtol: float | None = None) -> dict[str, float]:
     """Check the derivatives of `c` at `xs` along random directions; return the relative errors.
@@ -47,8 +69,7 @@ def check_grads(c: _Compiled, xs: Sequence[Any], order: int = 2, seed: int = 0, 
     Raises AssertionError naming the identity that failed. `rtol` defaults to 1e-6 (f64), 3e-3 (f32).
     """
     if not c._flat_args or c.signature.has_aux or not isinstance(c.signature.out, Spec):
-        raise TypeError("check_grads: takes a compiled function of array inputs and one array output (no pytrees, "
-                        "no has_aux); check a pytree function through a flat wrapper")
+        c, xs = _flat(c, xs)
     if not isinstance(xs, list | tuple) or len(xs) != len(c.specs):
         got = f"{len(xs)} values" if isinstance(xs, list | tuple) else type(xs).__name__
         raise TypeError(f"check_grads: xs must be a list or tuple of {len(c.specs)} inputs, got {got}")

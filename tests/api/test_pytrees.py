@@ -303,9 +303,16 @@ def test_device_arrays_are_refused_clearly() -> None:
         lm.compile_out(lambda x: x * 2, lm.f32[3])(DeviceArray())
 
 
-def test_check_grads_refuses_pytree_functions(c: lm.CompiledScalar) -> None:
-    with pytest.raises(TypeError, match="check_grads: takes a compiled function of array inputs"):
-        lm.check_grads(c, [P, X])
+def test_check_grads_of_pytree_functions(c: lm.CompiledScalar) -> None:
+    report = lm.check_grads(c, [P, X])
+    assert report and max(report.values()) < 1e-6
+    o = lm.compile_out(lambda p, x: ({"y": x @ p["w"]}, lm.sum(p["b"] * p["b"])), {"w": lm.f64[4, 3], "b": lm.f64[3]},
+                       lm.f64[5, 4])
+    lm.check_grads(o, [P, X], order=1)
+    wrong = lm.compile_scalar(lambda p, x: lm.sum(lm.stop_gradient(p["w"]) * p["w"]) + loss(p, x),
+                              {"w": lm.f64[4, 3], "b": lm.f64[3]}, lm.f64[5, 4])
+    with pytest.raises(AssertionError, match="check_grads"):  # stop_gradient: the derivative is not the FD one
+        lm.check_grads(wrong, [P, X])
 
 
 def test_jax_inputs() -> None:
