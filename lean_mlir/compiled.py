@@ -156,7 +156,6 @@ class _Compiled:
     them, in the structure of the specs); tangents and seeds go in one keyword argument
     (`tangents=`, `seed=`), or in the older form `c.jvp(inputs, tangents)`."""
 
-    kind = ""
     entries = ("f", "f_jvp", "f_vjp")  # compiled to native code up front; the others on first use
 
     def __init__(self, fn: Callable[..., Any], specs: Sequence[Any], backend: str = "cpu",
@@ -286,20 +285,26 @@ class _Compiled:
         """The function's value (not aux) from its leaves."""
         return self._out.build(self._arrays(leaves))
 
+    def _aux_value(self, outs: Sequence[np.ndarray]) -> Any:
+        """The auxiliary output, from an entry point's results (it follows the value's leaves)."""
+        return self._aux.build(self._arrays(outs[self._n_out:self._n_out + self._n_aux]))
+
     def _with_aux(self, value: Any, outs: Sequence[np.ndarray]) -> Any:
-        if not self.signature.has_aux:
-            return value
-        return value, self._aux.build(self._arrays(outs[self._n_out:self._n_out + self._n_aux]))
+        return (value, self._aux_value(outs)) if self.signature.has_aux else value
 
     def _grads(self, leaves: Sequence[np.ndarray]) -> tuple[Any, ...]:
         """Gradients (cotangents) of the wrt inputs, each in its input's structure."""
         return self._per_wrt.build(self._arrays(leaves))
 
     # ---- entry points
+    def _forward(self, flat: list[Any]) -> Any:
+        """f of the flat input leaves; with has_aux, (value, aux)."""
+        outs = self._run("f", flat)
+        return self._with_aux(self._value(outs[:self._n_out]), outs)
+
     def forward(self, *xs: Any) -> Any:
         """f(*xs); with has_aux, (value, aux)."""
-        outs = self._run("f", self._inputs(xs, "forward"))
-        return self._with_aux(self._value(outs[:self._n_out]), outs)
+        return self._forward(self._inputs(xs, "forward"))
 
     def __call__(self, *xs: Any) -> Any:
         return self.forward(*xs)
@@ -311,9 +316,7 @@ class _Compiled:
         outs = self._run("f_jvp", self._inputs(xs, "jvp") + self._tangents(dxs, "dxs"))
         n = self._n_out + self._n_aux
         value, tangent = self._value(outs[:self._n_out]), self._value(outs[n:n + self._n_out])
-        if self.signature.has_aux:
-            return value, tangent, self._with_aux(None, outs)[1]
-        return value, tangent
+        return (value, tangent, self._aux_value(outs)) if self.signature.has_aux else (value, tangent)
 
     def ir(self, stage: str = "lean") -> str:
         """MLIR text of all entry points at `stage`: "lean", "linalg", "llvm" (cpu), "gpu"/"ptx" (gpu)."""
@@ -341,19 +344,23 @@ class CompiledScalar(_Compiled):
     def _value(self, leaves: Sequence[np.ndarray]) -> float:
         return float(leaves[0])
 
+    def _value_and_grads(self, flat: list[Any], seed: Any = 1.0) -> tuple[Any, tuple[Any, ...]]:
+        """(value, gradients) at the flat input leaves; with has_aux, ((value, aux), gradients)."""
+        outs = self._run("f_vjp", [*flat, seed])
+        return self._with_aux(float(outs[0]), outs), self._grads(outs[1 + self._n_aux:])
+
     def backward_with_seed(self, *args: Any, seed: Any = _MISSING) -> tuple[Any, ...]:
         """Gradients scaled by `seed`: c.backward_with_seed(*xs, seed=s) or c.backward_with_seed(xs, s)."""
         xs, seed = self._split("backward_with_seed", args, seed, "seed")
-        return self._grads(self._run("f_vjp", [*self._inputs(xs, "backward_with_seed"), seed])[1 + self._n_aux:])
+        return self._value_and_grads(self._inputs(xs, "backward_with_seed"), seed)[1]
 
     def backward(self, *xs: Any) -> tuple[Any, ...]:
         """Gradients w.r.t. the `wrt` inputs, in that order, each in its input's structure (seed 1)."""
-        return self._grads(self._run("f_vjp", [*self._inputs(xs, "backward"), 1.0])[1 + self._n_aux:])
+        return self._value_and_grads(self._inputs(xs, "backward"))[1]
 
     def value_and_backward(self, *xs: Any) -> tuple[Any, tuple[Any, ...]]:
         """(value, gradients); with has_aux, ((value, aux), gradients), as jax.value_and_grad."""
-        outs = self._run("f_vjp", [*self._inputs(xs, "value_and_backward"), 1.0])
-        return self._with_aux(float(outs[0]), outs), self._grads(outs[1 + self._n_aux:])
+        return self._value_and_grads(self._inputs(xs, "value_and_backward"))
 
     def hvp(self, *args: Any, tangents: Any = _MISSING) -> tuple[Any, ...]:
         """Hessian-vector products H(xs) @ vs, one per `wrt` input (the JVP of the VJP):

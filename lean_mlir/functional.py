@@ -48,7 +48,7 @@ def _specs(treedef: Any, keys: Sequence[Hashable]) -> tuple[Any, ...]:
     for name, k in zip(_input_names(treedef), keys, strict=True):
         shape, dt = ((), weak) if k is _WEAK else k
         try:
-            specs.append(Spec(shape, Spec.of_array(np.empty(0, dt)).dtype))
+            specs.append(Spec.of_dtype(shape, dt))
         except TypeError as e:
             raise TypeError(f"{name}: {e}") from None
     return tuple(tree_unflatten(treedef, specs))
@@ -112,7 +112,7 @@ class Transformed:
         return compiled, leaves
 
     def _compile(self, key: tuple[Any, ...], static: tuple[Any, ...]) -> _Compiled:
-        static_, treedef, keys = key
+        _, treedef, keys = key
         specs = _specs(treedef, keys)
         fn = self.fn
         if static:
@@ -160,24 +160,21 @@ class Transformed:
                     pass
         return self._call(*self._lookup(args))
 
-    def _call(self, c: _Compiled, leaves: list[Any]) -> Any:
+    def _call(self, c: Any, leaves: list[Any]) -> Any:
         if self.kind == "jit":
-            outs = c._run("f", leaves)
-            return c._with_aux(c._value(outs[:c._n_out]), outs)
-        outs = c._run("f_vjp", [*leaves, 1.0])
-        grads = c._grads(outs[1 + c._n_aux:])
+            return c._forward(leaves)
+        value, grads = c._value_and_grads(leaves)
         if self._single:
             grads = grads[0]
         if self.kind == "grad":
-            return (grads, c._with_aux(None, outs)[1]) if self.has_aux else grads
-        return c._with_aux(float(outs[0]), outs), grads
+            return (grads, value[1]) if self.has_aux else grads
+        return value, grads
 
 
 def _show(key: Hashable) -> str:
     if key is _WEAK:
         return "a Python number"
-    shape, dt = key
-    return f"{ {'float32': 'f32', 'float64': 'f64'}.get(dt.name, dt.name)}[{', '.join(map(str, shape))}]"
+    return str(Spec.of_dtype(*key))  # keys of compiled specs: float dtypes
 
 
 def jit(fn: Callable[..., Any], static_argnums: int | Sequence[int] = (), *, backend: str = "cpu",

@@ -82,28 +82,12 @@ def num_leaves(treedef: TreeDef) -> int:
 
 def tree_unflatten(treedef: TreeDef, leaves: Iterable[Any]) -> Any:
     """The pytree of structure `treedef` holding `leaves` in order."""
-    it = iter(leaves)
-    out = _build(treedef, it)
-    if next(it, _END) is not _END:
-        raise ValueError(f"tree_unflatten: more leaves than the {num_leaves(treedef)} of {format_tree(treedef)}")
-    return out
-
-
-_END = object()
-
-
-def _build(treedef: TreeDef, it: Any) -> Any:
-    if treedef == LEAF:
-        leaf = next(it, _END)
-        if leaf is _END:
-            raise ValueError("tree_unflatten: fewer leaves than the structure holds")
-        return leaf
-    cls, aux, children = treedef
-    built = [_build(c, it) for c in children]
-    node = _registry.get(cls)
-    if node is None:  # a NamedTuple
-        return cls(*built)
-    return node.unflatten(aux, built)
+    leaves = list(leaves)
+    n = num_leaves(treedef)
+    if len(leaves) != n:
+        raise ValueError(f"tree_unflatten: {'more' if len(leaves) > n else 'fewer'} leaves ({len(leaves)}) than "
+                         f"the {n} of {format_tree(treedef)}")
+    return _builder(treedef, 0)(leaves)
 
 
 class Structure:

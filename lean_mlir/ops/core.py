@@ -71,10 +71,14 @@ class Spec:
 
     @staticmethod
     def of_array(a: np.ndarray) -> Spec:
+        return Spec.of_dtype(a.shape, a.dtype)
+
+    @staticmethod
+    def of_dtype(shape: tuple[int, ...], dtype: np.dtype) -> Spec:
         for name, dt in DTYPES.items():
-            if a.dtype == dt:
-                return Spec(a.shape, name)
-        raise TypeError(f"arrays must be float32 or float64, got {a.dtype}")
+            if dtype == dt:
+                return Spec(shape, name)
+        raise TypeError(f"arrays must be float32 or float64, got {dtype}")
 
     def __str__(self) -> str:
         return f"{self.dtype}[{', '.join(map(str, self.shape))}]"
