@@ -12,7 +12,7 @@ from mlir.dialects import arith, linalg, tensor
 from ..irutils import builders as LL
 from ..irutils.linalg import matmul_maps
 from .core import OpDef, ShapeError, Spec, check, register, same_dtype
-from .shape import broadcast_to, reshape, swap_last
+from .shape import broadcast_to, concatenate, pad, reshape, reverse, slice, swap_last, transpose
 from .tensor import Tensor, TraceError, broadcast_shapes, emit, expect_tensor
 
 
@@ -265,7 +265,6 @@ def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, stride: int | Sequence
     if groups == 1:
         y = emit("conv2d", [x, w], stride=_pair(stride), padding=_pair(padding))
     else:
-        from .shape import concatenate, slice
         if x.ndim != 4 or w.ndim != 4 or x.shape[1] % groups or w.shape[0] % groups or \
                 w.shape[1] * groups != x.shape[1]:
             raise TraceError(f"lean.conv2d: {groups} groups do not divide input {x.shape} and filters {w.shape} "
@@ -280,7 +279,6 @@ def conv2d(x: Tensor, w: Tensor, b: Tensor | None = None, stride: int | Sequence
 
 def _spread(t: Tensor, axis: int, d: int) -> Tensor:
     """`t` with d - 1 zeros between consecutive elements along `axis` (size k -> (k - 1) * d + 1)."""
-    from .shape import pad, slice
     k = t.shape[axis]
     split = t.shape[:axis + 1] + (1,) + t.shape[axis + 1:]
     wide = pad(reshape(t, split), (0,) * len(split), split[:axis + 1] + (d,) + split[axis + 2:])
@@ -293,7 +291,6 @@ def conv_transpose2d(x: Tensor, w: Tensor, b: Tensor | None = None, stride: int 
     """torch's conv_transpose2d (the adjoint of conv2d in x): NCHW input, (C_in, C_out, kh, kw)
     filters. Composed as a stride-1 conv2d of the input spread by `stride` and padded by
     kernel - 1 - padding (output_padding more at the end), with the filters flipped and swapped."""
-    from .shape import pad, reverse, transpose
     x, w = expect_tensor(x, "conv_transpose2d"), expect_tensor(w, "conv_transpose2d", 1)
     (sh, sw), (ph, pw), (oh, ow) = _pair(stride), _pair(padding), _pair(output_padding)
     if x.ndim != 4 or w.ndim != 4 or x.shape[1] != w.shape[0]:

@@ -10,8 +10,8 @@ from mlir.dialects import arith, math
 
 from ..irutils import builders as LL
 from .core import OpDef, Spec, check, normalize_axis, register
-from .elementwise import exp
-from .reduce import keep, sum
+from .elementwise import abs, erf, exp, log1p, maximum, sigmoid, sqrt, tanh
+from .reduce import keep, mean, sum
 from .tensor import Tensor, emit, expect_tensor
 
 
@@ -108,19 +108,16 @@ def logsumexp(x: Tensor, axis: int = -1) -> Tensor:
 # ---- compositions of the ops above and the elementwise ones (each differentiates as its parts do)
 def rsqrt(x: Tensor) -> Tensor:
     """1 / sqrt(x)."""
-    from .elementwise import sqrt
     return 1.0 / sqrt(x)
 
 
 def silu(x: Tensor) -> Tensor:
     """x * sigmoid(x) (torch's SiLU, swish)."""
-    from .elementwise import sigmoid
     return x * sigmoid(x)
 
 
 def gelu(x: Tensor, approximate: bool = False) -> Tensor:
     """x * Phi(x), exactly with erf, or with torch's / jax's tanh approximation (approximate=True)."""
-    from .elementwise import erf, tanh
     if approximate:
         return 0.5 * x * (1.0 + tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * (x * x * x))))
     return 0.5 * x * (1.0 + erf(x * (1 / np.sqrt(2))))
@@ -128,13 +125,11 @@ def gelu(x: Tensor, approximate: bool = False) -> Tensor:
 
 def logaddexp(a: Tensor, b: Tensor) -> Tensor:
     """log(exp(a) + exp(b)) without overflow: max(a, b) + log1p(exp(-|a - b|))."""
-    from .elementwise import abs, log1p, maximum
     return maximum(a, b) + log1p(exp(-abs(a - b)))
 
 
 def mse_loss(prediction: Tensor, target: Tensor) -> Tensor:
     """The mean of (prediction - target)^2 over every element (torch.nn.functional.mse_loss)."""
-    from .reduce import mean
     d = prediction - target
     return mean(d * d)
 

@@ -13,6 +13,7 @@ from mlir.dialects import arith
 
 from ..irutils import builders as LL
 from .core import OpDef, Spec, check, ieee_max, normalize_axes, register
+from .elementwise import sqrt
 from .tensor import Tensor, emit, expect_tensor
 
 
@@ -112,7 +113,6 @@ def var(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = F
 
 def std(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
     """NumPy's std: the square root of var."""
-    from .elementwise import sqrt
     return sqrt(var(x, axis, keepdims, ddof))
 
 
